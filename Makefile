@@ -1,0 +1,76 @@
+# Practalk: `make run` serves the app, `make test` runs every test. Both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Newest Python >= 3.12 on this machine (Django 6 needs it). pyenv shims may exist without
+# a working interpreter behind them, so every candidate is actually run.
+FIND_PYTHON = for p in $$PYTHON python3.14 python3.13 python3.12 python3 \
+	  $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV) \
+	  /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do \
+	  [ -n "$$p" ] || continue; \
+	  if "$$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
+	    echo "$$p"; exit 0; fi; done; exit 1
+
+.PHONY: help run test lint format bench clean chromium
+
+help:
+	@echo "make run    install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
+	@echo "make test   install test tools (Chromium included) and run the whole suite"
+	@echo "make bench  run the benchmarks (QUICK=1 for a short smoke run)"
+
+$(VENV)/.created:
+	@py="$$($(FIND_PYTHON))" || { echo "error: Python 3.12 or newer is required (Django 6). Install python3.12 or set PYTHON=/path/to/python3.12." >&2; exit 1; }; \
+	  echo "Using $$py ($$($$py --version))"; \
+	  rm -rf $(VENV) && "$$py" -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@touch $@
+
+$(VENV)/.installed-run: requirements.txt $(VENV)/.created
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.installed-run
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	@touch $@
+
+run: export DEBUG ?= 1
+run: $(VENV)/.installed-run
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "Practalk on http://$(HOST):$(PORT)/  (Ctrl+C stops it)"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) project.asgi:application
+
+# A Chromium for the browser tests: Debian's package where apt is available, else Playwright's.
+chromium: $(VENV)/.installed-test
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "apt-get could not install chromium" >&2; exit 1; }; \
+	else $(PY) -m playwright install chromium; fi
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: export TESTING = 1
+test: $(VENV)/.installed-test chromium lint
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest tests/unit tests/integration -q
+	# Browser tests in their own process: sync Playwright keeps an event loop running.
+	$(PY) -m pytest tests/e2e -q
+	$(MAKE) --no-print-directory bench QUICK=1
+
+bench: $(VENV)/.installed-test
+	TESTING=1 $(PY) -m bench $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) var staticfiles

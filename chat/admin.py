@@ -1,0 +1,83 @@
+"""Staff tools: coaches, conversations (read-only messages) and AI usage."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib import admin
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from chat.models import AIUsage, Conversation, Membership, Message, Persona
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    list_display = ("name", "category", "is_active", "sort_order", "model")
+    list_filter = ("category", "is_active")
+    list_editable = ("is_active", "sort_order")
+    search_fields = ("name", "description", "system_prompt")
+    prepopulated_fields: ClassVar = {"slug": ("name",)}
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ("seq", "role", "kind", "status", "author", "content", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("seq",)
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ("user", "role", "joined_at", "last_read_seq")
+    readonly_fields = ("joined_at", "last_read_seq")
+    raw_id_fields = ("user",)
+    extra = 0
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("title", "kind", "owner", "persona", "is_public", "last_activity_at")
+    list_filter = ("kind", "is_public", "persona")
+    search_fields = ("title", "owner__email", "owner__nickname")
+    raw_id_fields = ("owner",)
+    readonly_fields = ("id", "last_seq", "created_at", "last_activity_at")
+    inlines: ClassVar = [MembershipInline, MessageInline]
+    date_hierarchy = "last_activity_at"
+
+
+@admin.register(AIUsage)
+class AIUsageAdmin(admin.ModelAdmin):
+    """Who practises: replies per user per day (refunded ones don't count)."""
+
+    list_display = ("day", "user", "outcome", "refunded", "created_at")
+    list_filter = ("day", "outcome", "refunded")
+    search_fields = ("user__email", "user__nickname")
+    date_hierarchy = "day"
+    raw_id_fields = ("user", "message")
+    readonly_fields = ("user", "day", "message", "outcome", "created_at")
+    change_list_template = "admin/chat/aiusage/change_list.html"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        try:
+            qs: QuerySet[AIUsage] = response.context_data["cl"].queryset
+        except (AttributeError, KeyError):
+            return response
+        response.context_data["per_user_day"] = (
+            qs.values("day", "user__email", "user__nickname", "user__daily_ai_limit")
+            .annotate(counted=Count("id", filter=Q(refunded=False)), total=Count("id"))
+            .order_by("-day", "-counted")[:200]
+        )
+        return response
+
+
+admin.site.site_header = _("Practalk staff")
+admin.site.site_title = _("Practalk staff")

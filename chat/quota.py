@@ -1,0 +1,68 @@
+"""The daily AI quota: a ledger of replies started, counted per day in TIME_ZONE."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import AIUsage
+
+
+def quota_zone() -> zoneinfo.ZoneInfo:
+    """The site's time zone: the quota day turns over at its midnight."""
+    return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def quota_day(now: dt.datetime | None = None) -> dt.date:
+    """Today's date in the site's time zone."""
+    return (now or timezone.now()).astimezone(quota_zone()).date()
+
+
+def reset_at(now: dt.datetime | None = None) -> dt.datetime:
+    """When today's quota resets: the next midnight in the site's time zone."""
+    tomorrow = quota_day(now) + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time.min, tzinfo=quota_zone())
+
+
+def daily_limit(user: User) -> int:
+    """The user's own limit when staff set one, else the site default."""
+    if user.daily_ai_limit is not None:
+        return user.daily_ai_limit
+    return settings.AI_DAILY_LIMIT
+
+
+def used_today(user_id: int, now: dt.datetime | None = None) -> int:
+    """Replies counted today: every started reply that was not refunded."""
+    return AIUsage.objects.filter(user_id=user_id, day=quota_day(now), refunded=False).count()
+
+
+def remaining(user: User, now: dt.datetime | None = None) -> int:
+    """How many AI replies the user has left today."""
+    return max(0, daily_limit(user) - used_today(user.pk, now))
+
+
+def reserve(user: User, now: dt.datetime | None = None) -> tuple[AIUsage | None, int]:
+    """Take one reply from today's quota; (None, 0) when none is left.
+
+    Must run inside a transaction: the user's row is locked so two tabs racing
+    for the last reply are serialised (SQLite serialises all writers anyway).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("quota.reserve() must run inside transaction.atomic()")
+    # The lock row: re-read the limit too, so staff changes apply at once.
+    locked = User.objects.select_for_update().only("id", "daily_ai_limit").get(pk=user.pk)
+    left = daily_limit(locked) - used_today(user.pk, now)
+    if left <= 0:
+        return None, 0
+    usage = AIUsage.objects.create(user_id=user.pk, day=quota_day(now))
+    return usage, left - 1
+
+
+def settle(usage_id: int, outcome: str, *, refund: bool) -> None:
+    """Record how a reply ended; a refunded reply gives the credit back."""
+    AIUsage.objects.filter(pk=usage_id).update(outcome=outcome, refunded=refund)

@@ -1,0 +1,17 @@
+"""Template helpers for conversations."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.safestring import SafeString, mark_safe
+
+from chat import frames
+from chat.models import Message
+
+register = template.Library()
+
+
+@register.simple_tag
+def render_message(message: Message, coach_name: str = "") -> SafeString:
+    """A message through the same partial the socket uses."""
+    return mark_safe(frames.render_message(message, coach_name=coach_name))  # noqa: S308

@@ -1,0 +1,115 @@
+// Practalk's only script: small behaviours htmx does not cover. No inline scripts anywhere.
+(function () {
+  "use strict";
+
+  // Times in the person's own time zone: the server reads this cookie.
+  try {
+    var tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (tz && document.cookie.indexOf("tz=" + tz) === -1) {
+      document.cookie = "tz=" + encodeURIComponent(tz) + ";path=/;max-age=31536000;samesite=lax";
+    }
+  } catch (e) { /* old browser: server time zone it is */ }
+
+  function chat() { return document.querySelector("[data-testid=chat]"); }
+
+  function lastSeq() {
+    var seqs = document.querySelectorAll("#messages [data-seq]");
+    var max = 0;
+    for (var i = 0; i < seqs.length; i++) {
+      var n = parseInt(seqs[i].getAttribute("data-seq"), 10);
+      if (n > max) { max = n; }
+    }
+    return max;
+  }
+
+  function localiseTimes(root) {
+    var times = (root || document).querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var d = new Date(times[i].getAttribute("datetime"));
+      if (!isNaN(d) && !times[i].hasAttribute("data-keep")) {
+        times[i].textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      }
+    }
+  }
+
+  function scrollToEnd(force) {
+    var list = document.getElementById("messages");
+    if (!list) { return; }
+    var near = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
+    if (force || near) { list.scrollTop = list.scrollHeight; }
+  }
+
+  var heartbeat = null;
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    var el = chat();
+    if (el) { el.setAttribute("data-ws", "open"); }
+    // Tell the server what this page already has (and which replies it shows still growing,
+    // in case they ended while the socket was down); it sends what was missed.
+    var growing = [];
+    var shown = document.querySelectorAll("#messages [data-testid=message][data-status=streaming]");
+    for (var i = 0; i < shown.length; i++) { growing.push(shown[i].id.replace(/^message-/, "")); }
+    evt.detail.socketWrapper.sendImmediately(
+      JSON.stringify({ action: "resync", last_seq: lastSeq(), streaming: growing }));
+    clearInterval(heartbeat);
+    heartbeat = setInterval(function () {
+      evt.detail.socketWrapper.send(JSON.stringify({ action: "heartbeat" }));
+    }, 20000);
+  });
+
+  document.addEventListener("htmx:wsClose", function (evt) {
+    var el = chat();
+    if (el) { el.setAttribute("data-ws", "closed"); el.setAttribute("data-close-code", evt.detail.event.code); }
+    clearInterval(heartbeat);
+    // The extension retries only on abnormal closes; a server restart (1001) deserves one too.
+    if (evt.detail.event.code === 1001 || evt.detail.event.code === 1012) {
+      setTimeout(function () { evt.detail.socketWrapper.reconnect(); }, 1000 + Math.random() * 1000);
+    }
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    var el = chat();
+    localiseTimes(document.getElementById("messages"));
+    scrollToEnd(false);
+    var typing = document.getElementById("typing");
+    if (typing && typing.textContent) {
+      clearTimeout(typing._clear);
+      typing._clear = setTimeout(function () { typing.textContent = ""; }, 4000);
+    }
+    if (el) { el.setAttribute("data-last-seq", lastSeq()); }
+  });
+
+  // After an accepted send, the server replaces the textarea: keep the focus in it.
+  // The event fires on the new element; detail.target is the old one, already detached.
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    if (evt.target && evt.target.id === "composer-input") {
+      evt.target.focus();
+    }
+  });
+
+  // Enter sends, Shift+Enter makes a new line; typing tells the room (throttled by the server).
+  document.addEventListener("keydown", function (evt) {
+    var t = evt.target;
+    if (!t || t.id !== "composer-input") { return; }
+    if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
+      evt.preventDefault();
+      if (t.value.trim()) { t.form.requestSubmit(); }
+    }
+  });
+  var lastTyping = 0;
+  document.addEventListener("input", function (evt) {
+    var t = evt.target;
+    if (!t || t.id !== "composer-input" || !t.closest("[data-room]")) { return; }
+    var now = Date.now();
+    if (now - lastTyping < 2000) { return; }
+    lastTyping = now;
+    var el = chat();
+    var ws = el && htmx.closest(el, "[ws-connect]");
+    var wrapper = ws && ws["htmx-internal-data"] && ws["htmx-internal-data"].webSocket;
+    if (wrapper) { wrapper.send(JSON.stringify({ action: "typing" })); }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localiseTimes(document);
+    scrollToEnd(true);
+  });
+})();

@@ -1,0 +1,48 @@
+"""Shared fixtures: people, conversations, the fake model server."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.fakes.fake_openai import FakeOpenAIServer
+
+_counter = itertools.count(1)
+PASSWORD = "Correct-Horse-42!"
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., object]:
+    """Create a user: make_user(nickname=..., email=..., **fields)."""
+    from accounts.models import User
+
+    def make(**fields: object) -> User:
+        n = next(_counter)
+        fields.setdefault("email", f"person{n}@example.com")
+        fields.setdefault("nickname", f"Person {n}")
+        password = fields.pop("password", PASSWORD)
+        return User.objects.create_user(password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def persona(db: None) -> object:
+    """The behavioural-interview coach shipped by the data migration."""
+    from chat.models import Persona
+    from chat.persona_data import PERSONAS
+
+    # A transaction=True test flushes the tables, data-migration rows included: bring it back.
+    data = next(p for p in PERSONAS if p["slug"] == "interview-behavioural")
+    return Persona.objects.get_or_create(slug=data["slug"], defaults=data)[0]
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAIServer]:
+    """A fake OpenAI-compatible server on loopback, in a background thread."""
+    server = FakeOpenAIServer()
+    server.start_in_thread()
+    yield server
+    server.stop()

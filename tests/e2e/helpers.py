@@ -1,0 +1,51 @@
+"""What a person does in the browser, as functions."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from playwright.sync_api import Page, expect
+
+PASSWORD = "Correct-Horse-42!"
+_n = itertools.count(1)
+
+
+def signup(page: Page, base_url: str, nickname: str = "") -> str:
+    """Sign up a new person through the form; returns the e-mail. Ends signed in on home."""
+    n = next(_n)
+    email = f"e2e{n}-{int(time.time() * 1000)}@example.com"
+    page.goto(base_url + "/accounts/signup/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=nickname]", nickname or f"Learner {n}")
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.get_by_role("button", name="Sign Up").click()
+    expect(page.get_by_test_id("nav-user")).to_be_visible()
+    return email
+
+
+def start_practice(page: Page, base_url: str, slug: str = "interview-behavioural") -> str:
+    """Open a new practice conversation with a coach; returns its URL. Waits for the socket."""
+    page.goto(base_url + "/")
+    page.get_by_test_id("new-conversation").click()
+    page.locator(f"[data-testid=persona-option][data-persona={slug}]").click()
+    wait_socket(page)
+    return page.url
+
+
+def wait_socket(page: Page) -> None:
+    """Wait until the page's websocket is open."""
+    expect(page.locator("[data-testid=chat][data-ws=open]")).to_be_attached(timeout=10_000)
+
+
+def send(page: Page, text: str) -> None:
+    """Type a message and press Enter."""
+    box = page.get_by_test_id("composer-input")
+    box.fill(text)
+    box.press("Enter")
+
+
+def last_reply(page: Page):  # type: ignore[no-untyped-def]
+    """The newest AI reply."""
+    return page.locator("[data-testid=message][data-role=assistant]").last

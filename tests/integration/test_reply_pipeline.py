@@ -1,0 +1,235 @@
+"""The reply task on its own: stop and snapshot requests, crashes, and time to first token."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from chat import providers, quota, services, streaming
+from chat.models import AIUsage, Message
+from tests.fakes.fake_openai import FakeOpenAIServer, Script, reply_tokens
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+
+@pytest.fixture(autouse=True)
+def model(settings, fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
+    """The real openai SDK against the fake server."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.OPENAI_BASE_URL = fake_openai.base_url
+    settings.OPENAI_API_KEY = "x"
+    settings.AI_TIMEOUT_SECONDS = 2
+    settings.AI_MAX_RETRIES = 1
+    settings.AI_DAILY_LIMIT = 20
+    settings.STREAM_FLUSH_INTERVAL = 0.02
+    settings.STREAM_SAVE_INTERVAL = 0.05
+    fake_openai.script = Script(tokens=20)
+    fake_openai.clear()
+    return fake_openai
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def replies_end(model) -> AsyncIterator[None]:
+    yield
+    tasks = [job.task for job in list(streaming.JOBS.values()) if job.task is not None]
+    if tasks:
+        _done, pending = await asyncio.wait(tasks, timeout=5)
+        assert not pending, "a reply did not end"
+    await providers.get_provider().aclose()
+
+
+@pytest.fixture
+def learner(make_user):
+    return make_user(nickname="Min-ji")
+
+
+@pytest.fixture
+def conversation(learner, persona):
+    return services.practice_start(user=learner, persona=persona)
+
+
+class Listener:
+    """A socket's view of the conversation group: every event, in order."""
+
+    def __init__(self, conversation_id: Any) -> None:
+        self.group = services.conv_group(conversation_id)
+        self.events: list[dict[str, Any]] = []
+
+    async def __aenter__(self) -> Listener:
+        self.layer = get_channel_layer()
+        self.channel = await self.layer.new_channel("test.")
+        await self.layer.group_add(self.group, self.channel)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.layer.group_discard(self.group, self.channel)
+
+    async def until(self, key: str, timeout: float = 5) -> dict[str, Any]:
+        """Events until one has `key` (e.g. "final", "snapshot", "stream")."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.layer.receive(self.channel)
+                self.events.append(event)
+                if event.get(key):
+                    return event
+
+
+async def start(learner, conversation, text: str = "My answer.") -> streaming.ReplyJob:
+    exchange = await database_sync_to_async(services.exchange_start)(
+        user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
+    )
+    job = streaming.ReplyJob(
+        message=exchange.reply,
+        conversation_id=conversation.pk,
+        user_id=learner.pk,
+        usage_id=exchange.usage_id,
+        request=exchange.request,
+        coach_name="Coach",
+    )
+    job.announced.set()
+    streaming.start_reply(job)
+    return job
+
+
+async def ended(job: streaming.ReplyJob) -> Message:
+    assert job.task is not None
+    await asyncio.wait_for(asyncio.shield(job.task), timeout=5)
+    return await database_sync_to_async(Message.objects.get)(pk=job.message.pk)
+
+
+async def test_stop_through_the_control_group_reaches_a_reply_in_another_process(
+    model, learner, conversation
+):
+    model.script = Script(tokens=400, delay=0.01)
+    async with Listener(conversation.pk) as page:
+        job = await start(learner, conversation)
+        await page.until("stream")
+
+        # What another process's request_stop() sends: this process holds the reply.
+        await services.publish(
+            services.ctl_group(conversation.pk),
+            {"type": "reply.stop", "message_id": str(job.message.pk)},
+        )
+        final = await page.until("final")
+
+    reply = await ended(job)
+    assert reply.status == "stopped"
+    assert 'data-status="stopped"' in final["html"]
+    assert await model.await_until(lambda rs: rs[-1].client_disconnected, timeout=3)
+
+
+async def test_a_second_stop_while_the_reply_stores_its_end_does_not_lose_the_end(
+    model, learner, conversation
+):
+    model.script = Script(tokens=400, delay=0.01)
+    async with Listener(conversation.pk) as page:
+        job = await start(learner, conversation)
+        await page.until("stream")
+
+        assert streaming.stop_local(job.message.pk)
+        while not job.finishing:  # the first stop is being handled
+            await asyncio.sleep(0.001)
+        streaming.stop_local(job.message.pk)  # a second click, or a second tab
+        final = await page.until("final")
+
+    reply = await ended(job)
+    assert reply.status == "stopped"
+    assert 'data-status="stopped"' in final["html"]
+    usage = await database_sync_to_async(AIUsage.objects.get)(pk=job.usage_id)
+    assert usage.outcome == "stopped"
+
+
+async def test_a_snapshot_request_sends_the_whole_text_so_far(model, learner, conversation):
+    model.script = Script(tokens=200, delay=0.01)
+    async with Listener(conversation.pk) as page:
+        job = await start(learner, conversation)
+        await page.until("stream")
+        await page.until("stream")
+
+        await streaming.request_snapshot(conversation.pk)
+        snapshot = await page.until("snapshot")
+        streaming.stop_local(job.message.pk)
+        await page.until("final")
+
+    streamed = "".join(
+        e["html"].split(">", 1)[1].rsplit("<", 1)[0]
+        for e in page.events[: page.events.index(snapshot)]
+        if e.get("stream")
+    )
+    assert streamed  # tokens went out before the snapshot
+    assert 'data-status="streaming"' in snapshot["html"]
+    assert streamed in snapshot["html"]
+    assert snapshot["html"].startswith(f'<article id="message-{job.message.pk}"')
+    await ended(job)
+
+
+async def test_a_crash_in_the_pipeline_ends_the_reply_failed_and_refunded(
+    model, learner, conversation, monkeypatch
+):
+    class Broken:
+        def stream(self, request):
+            raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(streaming, "get_provider", lambda: Broken())
+    async with Listener(conversation.pk) as page:
+        job = await start(learner, conversation)
+        final = await page.until("final")
+
+    reply = await ended(job)
+    assert (reply.status, reply.metadata["error"]) == ("failed", "unknown")
+    assert 'data-status="failed"' in final["html"]
+    errors = await database_sync_to_async(list)(
+        Message.objects.filter(conversation=conversation, kind=Message.Kind.ERROR)
+    )
+    assert [m.content for m in errors] == ["Something went wrong while the coach was answering."]
+    learner = await database_sync_to_async(type(learner).objects.get)(pk=learner.pk)
+    assert await database_sync_to_async(quota.remaining)(learner) == 20
+
+
+async def test_a_finished_reply_records_model_tokens_and_timings(model, learner, conversation):
+    job = await start(learner, conversation)
+
+    reply = await ended(job)
+
+    meta = reply.metadata
+    assert reply.content == "".join(reply_tokens(20))
+    assert meta["model"] == "gpt-4o-mini"
+    assert meta["completion_tokens"] == 20 and meta["prompt_tokens"] > 0
+    assert 0 < meta["ttft_ms"] <= meta["duration_ms"]
+    assert meta["frames"] >= 1
+
+
+async def test_server_side_time_to_first_token_at_20_ms_per_token(
+    model, learner, conversation, capsys
+):
+    model.script = Script(tokens=10, delay=0.02)
+    ttfts = []
+    for i in range(5):
+        job = await start(learner, conversation, f"Answer {i}.")
+        reply = await ended(job)
+        assert reply.status == "complete"
+        ttfts.append(reply.metadata["ttft_ms"])
+
+    median = statistics.median(ttfts)
+    with capsys.disabled():
+        print(f"\nserver-side TTFT at 20 ms/token: median {median} ms, all {ttfts}")
+    # The first token is not held back by batching or saving: well under one token interval
+    # of overhead on top of the HTTP round trip to the local fake.
+    assert median < 100
+
+
+async def test_time_to_first_token_counts_the_models_own_delay(model, learner, conversation):
+    model.script = Script(tokens=3, first_token_delay=0.2)
+    started = time.monotonic()
+
+    reply = await ended(await start(learner, conversation))
+
+    assert 200 <= reply.metadata["ttft_ms"] < (time.monotonic() - started) * 1000

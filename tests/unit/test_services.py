@@ -1,0 +1,282 @@
+"""Practice writes: messages, exchanges, finishing and regenerating replies, exports."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from django.db import connections
+
+from chat import exports, quota, services
+from chat.models import AIUsage, Conversation, Membership, Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fast(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.AI_DAILY_LIMIT = 5
+
+
+@pytest.fixture
+def learner(make_user):
+    return make_user(nickname="Min-ji")
+
+
+@pytest.fixture
+def conversation(learner, persona):
+    return services.practice_start(user=learner, persona=persona)
+
+
+def send(learner, conversation, text="I led a team of four.") -> services.Exchange:
+    return services.exchange_start(
+        user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
+    )
+
+
+def finish(exchange: services.Exchange, status: str, content: str = "Partial", error: str = ""):
+    return services.reply_finish(
+        message_id=exchange.reply.pk,
+        content=content,
+        status=status,
+        metadata={"model": "fake"},
+        usage_id=exchange.usage_id,
+        error_text=error,
+    )
+
+
+def test_practice_starts_with_the_coachs_opening_line(learner, persona):
+    conversation = services.practice_start(user=learner, persona=persona)
+
+    (opening,) = conversation.messages.all()
+    assert conversation.kind == Conversation.Kind.PRACTICE
+    assert conversation.owner == learner
+    assert persona.name in conversation.title
+    assert Membership.objects.get(conversation=conversation).user == learner
+    assert (opening.seq, opening.role, opening.author) == (1, Message.Role.ASSISTANT, None)
+    assert opening.content == persona.opening_line
+    assert opening.metadata == {"opening": True}
+
+
+def test_message_seq_increments_without_gaps(learner, conversation):
+    for i in range(5):
+        services.message_create(conversation=conversation, author=learner, content=f"m{i}")
+
+    seqs = list(conversation.messages.values_list("seq", flat=True))
+    conversation.refresh_from_db()
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    assert conversation.last_seq == 6
+
+
+def test_each_conversation_has_its_own_sequence(learner, persona, conversation):
+    other = services.practice_start(user=learner, persona=persona)
+
+    message = services.message_create(conversation=other, author=learner, content="hi")
+
+    assert message.seq == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_get_distinct_gapless_seqs(learner, persona):
+    conversation = services.practice_start(user=learner, persona=persona)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def writer(n: int) -> None:
+        try:
+            start.wait(timeout=5)
+            for i in range(5):
+                services.message_create(conversation=conversation, author=None, content=f"{n}.{i}")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    assert not errors
+    assert list(conversation.messages.values_list("seq", flat=True)) == list(range(1, 22))
+
+
+def test_exchange_stores_the_message_and_opens_a_streaming_reply(learner, conversation):
+    exchange = send(learner, conversation)
+
+    assert exchange.user_message.seq == 2
+    assert exchange.user_message.author == learner
+    assert exchange.reply.seq == 3
+    assert exchange.reply.status == Message.Status.STREAMING
+    assert exchange.reply.content == ""
+    assert (exchange.remaining, exchange.limit) == (4, 5)
+    usage = AIUsage.objects.get(pk=exchange.usage_id)
+    assert usage.message_id == exchange.reply.pk
+    assert usage.outcome == AIUsage.Outcome.PENDING
+    # The model sees the opening line and the learner's answer, not the empty reply.
+    assert [(t.role, t.content) for t in exchange.request.history] == [
+        ("assistant", conversation.persona.opening_line),
+        ("user", "I led a team of four."),
+    ]
+    assert exchange.request.system_prompt == conversation.persona.system_prompt
+
+
+def test_exchange_with_no_quota_left_refuses_and_stores_nothing(learner, conversation):
+    learner.daily_ai_limit = 0
+    learner.save()
+    before = (Message.objects.count(), AIUsage.objects.count())
+
+    with pytest.raises(services.QuotaExhausted):
+        send(learner, conversation, "This must stay in my box.")
+
+    conversation.refresh_from_db()
+    assert (Message.objects.count(), AIUsage.objects.count()) == before
+    assert conversation.last_seq == 1
+    assert not Message.objects.filter(content__contains="stay in my box").exists()
+
+
+def test_a_failed_reply_is_refunded_and_explained(learner, conversation):
+    exchange = send(learner, conversation)
+    assert quota.remaining(learner) == 4
+
+    reply, error = finish(exchange, Message.Status.FAILED, error="The AI service had a problem.")
+
+    assert quota.remaining(learner) == 5
+    assert (reply.status, reply.content) == (Message.Status.FAILED, "Partial")
+    assert reply.metadata["model"] == "fake"
+    assert reply.metadata["requested_at"]  # what was there before is kept
+    assert error.kind == Message.Kind.ERROR
+    assert error.role == Message.Role.SYSTEM
+    assert error.content == "The AI service had a problem."
+    assert error.seq == reply.seq + 1
+    usage = AIUsage.objects.get(pk=exchange.usage_id)
+    assert (usage.outcome, usage.refunded) == ("failed", True)
+
+
+@pytest.mark.parametrize("status", [Message.Status.COMPLETE, Message.Status.STOPPED])
+def test_a_complete_or_stopped_reply_is_not_refunded(learner, conversation, status):
+    exchange = send(learner, conversation)
+
+    reply, error = finish(exchange, status)
+
+    assert error is None
+    assert reply.status == status
+    assert quota.remaining(learner) == 4
+    assert AIUsage.objects.get(pk=exchange.usage_id).outcome == status
+
+
+def test_finishing_a_reply_of_a_deleted_conversation_still_settles_the_quota(learner, conversation):
+    exchange = send(learner, conversation)
+    conversation.delete()
+
+    assert finish(exchange, Message.Status.FAILED) == (None, None)
+    assert quota.remaining(learner) == 5
+
+
+def test_regenerate_replaces_the_last_reply_with_a_new_streaming_one(learner, conversation):
+    first = send(learner, conversation)
+    finish(first, Message.Status.FAILED, error="Oops.")
+    error = Message.objects.get(kind=Message.Kind.ERROR)
+
+    again = services.reply_regenerate(user=learner, conversation=conversation)
+
+    assert set(again.deleted_ids) == {str(first.reply.pk), str(error.pk)}
+    assert not Message.objects.filter(pk__in=again.deleted_ids).exists()
+    assert again.reply.status == Message.Status.STREAMING
+    assert again.reply.seq == error.seq + 1
+    assert again.remaining == 4  # the failed one was refunded; this one costs one
+    assert [t.content for t in again.request.history][-1] == "I led a team of four."
+    assert list(conversation.messages.values_list("role", flat=True)) == [
+        "assistant",
+        "user",
+        "assistant",
+    ]
+
+
+def test_regenerate_refuses_the_opening_line_and_a_reply_still_streaming(learner, conversation):
+    with pytest.raises(services.NothingToRegenerate):
+        services.reply_regenerate(user=learner, conversation=conversation)
+
+    send(learner, conversation)
+
+    with pytest.raises(services.NothingToRegenerate):
+        services.reply_regenerate(user=learner, conversation=conversation)
+
+
+def test_regenerate_with_no_quota_left_keeps_the_old_reply(learner, conversation):
+    exchange = send(learner, conversation)
+    finish(exchange, Message.Status.COMPLETE, "A fine answer.")
+    type(learner).objects.filter(pk=learner.pk).update(daily_ai_limit=1)
+
+    with pytest.raises(services.QuotaExhausted):
+        services.reply_regenerate(user=learner, conversation=conversation)
+
+    assert Message.objects.get(pk=exchange.reply.pk).content == "A fine answer."
+
+
+def test_checkpoint_saves_only_a_reply_still_streaming(learner, conversation):
+    exchange = send(learner, conversation)
+    services.reply_checkpoint(exchange.reply.pk, "Half of it")
+    assert Message.objects.get(pk=exchange.reply.pk).content == "Half of it"
+
+    finish(exchange, Message.Status.COMPLETE, "All of it")
+    services.reply_checkpoint(exchange.reply.pk, "Half of it")  # a late checkpoint
+
+    assert Message.objects.get(pk=exchange.reply.pk).content == "All of it"
+
+
+def test_replies_left_streaming_by_a_dead_process_are_failed_and_refunded(learner, conversation):
+    exchange = send(learner, conversation)
+    services.reply_checkpoint(exchange.reply.pk, "Half of")
+
+    assert services.recover_interrupted(older_than_seconds=0) == 1
+
+    reply = Message.objects.get(pk=exchange.reply.pk)
+    assert (reply.status, reply.content) == (Message.Status.FAILED, "Half of")
+    assert Message.objects.filter(kind=Message.Kind.ERROR).count() == 1
+    assert quota.remaining(learner) == 5
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+
+def transcript(learner, conversation) -> list[Message]:
+    exchange = send(learner, conversation, "I **shipped** it.")
+    finish(exchange, Message.Status.STOPPED, "Good. Next question")
+    return list(conversation.messages.select_related("author"))
+
+
+def test_export_as_markdown_is_a_readable_transcript(learner, conversation):
+    messages = transcript(learner, conversation)
+
+    text = exports.as_markdown(conversation, messages)
+
+    persona = conversation.persona
+    assert text.startswith(f"# {conversation.title}\n\nCoach: {persona.name}\n")
+    assert f"**{persona.name}** · " in text
+    assert "**Min-ji** · " in text
+    assert "I **shipped** it." in text
+    assert "(stopped)\n\nGood. Next question" in text
+    assert text.index(persona.opening_line) < text.index("I **shipped**") < text.index("Good.")
+
+
+def test_export_as_json_has_every_message(learner, conversation):
+    messages = transcript(learner, conversation)
+
+    data = json.loads(exports.as_json(conversation, messages))
+
+    assert data["id"] == str(conversation.pk)
+    assert data["title"] == conversation.title
+    assert data["kind"] == "practice"
+    assert data["persona"] == conversation.persona.name
+    assert [(m["seq"], m["role"], m["status"]) for m in data["messages"]] == [
+        (1, "assistant", "complete"),
+        (2, "user", "complete"),
+        (3, "assistant", "stopped"),
+    ]
+    assert data["messages"][1]["author"] == "Min-ji"
+    assert data["messages"][1]["content"] == "I **shipped** it."
+    assert data["messages"][2]["metadata"]["model"] == "fake"
