@@ -54,6 +54,21 @@ def _server_env(fake_openai: Any, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+    """Always create the test database: the browser tests reach it only through the server.
+
+    pytest-django creates it only for tests that ask for `db`, and no browser test does.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def server(
     django_db_setup: None, django_db_blocker: Any, fake_openai: Any
 ) -> Iterator[DaphneServer]:
