@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import OperationalError
@@ -14,8 +19,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chat import selectors, services
+from chat import frames, quota, selectors, services
 from chat.models import AIUsage, Connection, Conversation, Membership, Message
+
+logger = logging.getLogger(__name__)
 
 RATE_WINDOW_SECONDS = 10
 RESYNC_MAX_IDS = 50
@@ -78,12 +85,16 @@ def clean_text(value: Any) -> tuple[str, str]:
     return text, ""
 
 
-async def within_rate(user_id: int) -> bool:
-    """At most MESSAGES_PER_10S messages per user per 10 s, across every socket and process."""
+def within_rate(user_id: int) -> bool:
+    """At most MESSAGES_PER_10S messages per user per 10 s, across every socket and process.
+
+    Sync on purpose: it runs in the same thread hop as `send_message` (each `a*` cache call
+    was a hop of its own, ~1.4 ms of the send → model request path).
+    """
     window = int(timezone.now().timestamp()) // RATE_WINDOW_SECONDS
     key = f"rate:{user_id}:{window}"
-    added = await cache.aadd(key, 1, timeout=RATE_WINDOW_SECONDS * 2)
-    count = 1 if added else await cache.aincr(key)
+    added = cache.add(key, 1, timeout=RATE_WINDOW_SECONDS * 2)
+    count = 1 if added else cache.incr(key)
     return count <= settings.MESSAGES_PER_10S
 
 
@@ -99,7 +110,9 @@ def quota_refused_text() -> str:
 
 
 def send_message(user: User, conversation: Conversation, text: str) -> SendOutcome:
-    """Store a message; in practice (or on @coach in a room) open the coach's reply."""
+    """Check the sender's rate, store the message; in practice (or on @coach) open a reply."""
+    if not within_rate(user.pk):
+        return SendOutcome(problem=_("You are sending messages too fast. Wait a few seconds."))
     practice = conversation.kind == Conversation.Kind.PRACTICE
     ask_ai = practice or "@coach" in text.lower()
     if (
@@ -146,6 +159,9 @@ def catch_up(
     conversation: Conversation, after_seq: int, *, until_seq: int | None = None
 ) -> tuple[list[Message], list[Message]]:
     """Messages a page missed, and replies it has that are still growing."""
+    if until_seq is None:
+        # A reply orphaned by a process that died ends here, notice included.
+        services.recover_interrupted(conversation_id=conversation.pk)
     missed = selectors.messages_after(conversation.pk, after_seq, until_seq=until_seq)
     growing = (
         []
@@ -153,6 +169,24 @@ def catch_up(
         else selectors.streaming_messages(conversation.pk, up_to_seq=after_seq)
     )
     return missed, growing
+
+
+def quota_frame(user_id: int) -> str:
+    """The quota badge as it stands now (the user re-read: staff may have changed the limit)."""
+    user = User.objects.get(pk=user_id)
+    return frames.quota(quota.remaining(user), quota.daily_limit(user), quota.reset_at())
+
+
+def settle_orphans(
+    conversation: Conversation, last_seq: int, ids: Any
+) -> tuple[list[Message], list[Message]]:
+    """For a page that shows replies growing (its heartbeat): end those orphaned by a dead
+    process; return the messages after `last_seq` (their notices) and the replies that ended.
+    """
+    services.recover_interrupted(conversation_id=conversation.pk)
+    ended = ended_replies(conversation, ids)
+    missed = selectors.messages_after(conversation.pk, last_seq) if ended else []
+    return missed, ended
 
 
 def ended_replies(conversation: Conversation, ids: Any) -> list[Message]:
@@ -216,14 +250,85 @@ def online_members(conversation: Conversation) -> list[tuple[int, str]]:
     return sorted(set(rows), key=lambda row: (row[1].lower(), row[0]))
 
 
-def presence_update(
-    conversation: Conversation, *, force: bool
+# --- presence: announced at most once per PRESENCE_INTERVAL per room ---------------------------
+#
+# Announcing the whole list on every join sent N frames of N names to N pages: a 1,000-member
+# room's join storm kept a process at 100 % for minutes and its pages' queues then expired
+# out of the room's group (bench/results.md). Now every join, leave and heartbeat only marks
+# the room's presence as due; whoever marks it first (in any process: the marker lives in the
+# shared cache) flushes it once the window since the last flush is over, reading the list
+# from the database then. Changes during the window ride on that flush (trailing edge).
+
+
+def _presence_key(what: str, conversation_id: Any) -> str:
+    return f"presence:{what}:{services.conv_group(conversation_id)}"
+
+
+def presence_changed(conversation_id: Any, *, now: float | None = None) -> float | None:
+    """Note that who is online in a room may have changed.
+
+    Returns in how many seconds the caller must flush the room's presence, or None when a
+    flush is already due (this change rides on it).
+    """
+    interval = settings.PRESENCE_INTERVAL
+    # The marker outlives its window only if the process holding it died before flushing.
+    if not cache.add(_presence_key("due", conversation_id), 1, timeout=max(10, 5 * interval)):
+        return None
+    now = time.time() if now is None else now
+    last = cache.get(_presence_key("flushed", conversation_id))
+    if last is None:
+        return 0.0
+    return min(interval, max(0.0, last + interval - now))
+
+
+def presence_flush(
+    conversation: Conversation, *, now: float | None = None
 ) -> tuple[list[tuple[int, str]], bool]:
-    """The online members, and whether that changed since it was last announced."""
+    """Who is online, and whether that differs from what the room was last shown."""
+    interval = settings.PRESENCE_INTERVAL
+    now = time.time() if now is None else now
+    cache.set(_presence_key("flushed", conversation.pk), now, timeout=int(interval) + 60)
+    # Released before the read: a change after this point schedules its own flush, and a
+    # change before it committed before the read below, so nothing falls between the two.
+    cache.delete(_presence_key("due", conversation.pk))
     members = online_members(conversation)
-    key = f"presence:{conversation.pk.hex}"
-    fingerprint = ",".join(str(uid) for uid, _name in members)
-    changed = force or cache.get(key) != fingerprint
+    fingerprint = hashlib.blake2b(json.dumps(members).encode(), digest_size=16).hexdigest()
+    shown = _presence_key("shown", conversation.pk)
+    changed = cache.get(shown) != fingerprint
     if changed:
-        cache.set(key, fingerprint, timeout=3600)
+        cache.set(shown, fingerprint, timeout=3600)
     return members, changed
+
+
+# Flushes waiting for their window to end, kept so they are not garbage-collected mid-way.
+_presence_flushes: set[asyncio.Task[None]] = set()
+
+
+async def presence_note(conversation: Conversation) -> None:
+    """A join, leave or heartbeat in a room: its pages see the new list within the interval."""
+    delay = await database_sync_to_async(presence_changed)(conversation.pk)
+    if delay is None:
+        return
+    if delay <= 0:
+        # The window is open: announce now, inline. A joining page gets this copy before its
+        # resync and drops it (the resync sends it the list): it sees the list once, not twice.
+        await _presence_announce(conversation)
+        return
+    # Not tied to the socket that marked it: the flush must happen even if that page closes.
+    task = asyncio.get_running_loop().create_task(_presence_announce(conversation, delay))
+    _presence_flushes.add(task)
+    task.add_done_callback(_presence_flushes.discard)
+
+
+async def _presence_announce(conversation: Conversation, delay: float = 0.0) -> None:
+    if delay:
+        await asyncio.sleep(delay)
+    try:
+        members, changed = await database_sync_to_async(presence_flush)(conversation)
+        if changed:
+            await services.publish(
+                services.conv_group(conversation.pk), services.frame_event(frames.presence(members))
+            )
+    except Exception:
+        # The next join, leave or heartbeat in the room schedules another flush.
+        logger.exception("presence flush failed for room %s", conversation.pk)

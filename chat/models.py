@@ -186,6 +186,9 @@ class Message(models.Model):
     status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.COMPLETE)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
+    # Moved on each save of a growing reply: one left 'streaming' and long unmoved was
+    # orphaned by a process that died (SIGKILL, power loss).
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
 
     class Meta:
         ordering: ClassVar = ["seq"]

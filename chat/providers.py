@@ -12,15 +12,24 @@ streaming code, benchmarks and tests can build providers directly from a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import logging
 import re
+import ssl
 import zlib
+from collections import deque
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
+import httpx2
 import openai
 from django.utils.translation import gettext, gettext_lazy
+
+from chat.sse import Event, SSEDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,17 @@ _OUT_OF_CREDIT = gettext_lazy("The AI service account has run out of credit — 
 
 # Codes where trying the same request again later may well work.
 RETRYABLE_CODES = frozenset({"timeout", "rate_limit", "server", "connection"})
+
+# What reading a response body can raise (the SDK's own stream maps the same ones to
+# APITimeoutError / APIConnectionError): httpx2's, plus TLS and AnyIO errors it leaves unmapped.
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    httpx2.RequestError,
+    ssl.SSLError,
+    anyio.EndOfStream,
+)
+# After [DONE], how long the rest of the body may take before the connection is dropped
+# instead of kept for the next reply (the SDK's own limit).
+DRAIN_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -185,9 +205,9 @@ def split_words(text: str) -> list[str]:
 def _map_error(exc: BaseException) -> ProviderError:
     """Turn an SDK exception into a ProviderError with a learner-facing message."""
     detail = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return ProviderError("timeout", detail=detail)
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, (openai.APIConnectionError, *_TRANSPORT_ERRORS)):
         return ProviderError("connection", detail=detail)
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return ProviderError("auth", detail=detail)
@@ -223,11 +243,22 @@ def build_messages(request: ReplyRequest, budget_tokens: int) -> list[dict[str, 
 
 
 class _OpenAIReplyStream(ReplyStream):
+    """A reply read from the raw SSE body: the SDK sends the request (its retries, timeouts
+    and error classes), the events are decoded here with ``json.loads``.
+
+    The SDK's own ``AsyncStream`` builds pydantic models for every chunk, which was 85 % of
+    the server's CPU per token (bench/results.md); this reads the same bytes for a fifth.
+    """
+
     def __init__(self, provider: OpenAIProvider, request: ReplyRequest) -> None:
         super().__init__(request.model or provider.config.model)
         self._provider = provider
         self._request = request
-        self._upstream: openai.AsyncStream[Any] | None = None  # once the request was answered
+        self._response: openai.AsyncAPIResponse[Any] | None = None  # once the request was answered
+        self._chunks: AsyncGenerator[bytes, None] | None = None
+        self._decoder = SSEDecoder()
+        self._texts: deque[str] = deque()  # decoded but not yet returned
+        self._ended = False  # [DONE] seen, or the body ended
         self._done = False
 
     async def _open(self) -> None:
@@ -235,36 +266,56 @@ class _OpenAIReplyStream(ReplyStream):
         kwargs: dict[str, Any] = {}
         if self._request.temperature is not None:
             kwargs["temperature"] = self._request.temperature
-        self._upstream = await self._provider.client().chat.completions.create(
+        # The messages go through `extra_body`, which the SDK merges into the JSON as is:
+        # as `messages` they would be walked by its TypedDict transform on every request
+        # (3.6-5.7 ms for 40 messages, bench/results.md). `messages=[]` only satisfies its
+        # signature; extra_body's key replaces it, so the body holds the history once.
+        completions = self._provider.client().chat.completions
+        # The raw response: its body is read below, never parsed into the SDK's models.
+        opening = completions.with_streaming_response.create(
             model=self.model,
-            messages=build_messages(self._request, config.history_budget_tokens),
+            messages=[],
             stream=True,
             stream_options={"include_usage": True},
+            extra_body={"messages": build_messages(self._request, config.history_budget_tokens)},
             **kwargs,
         )
+        self._response = await opening.__aenter__()  # closed by _close_upstream()
+        self._chunks = self._response.http_response.aiter_bytes()
 
     async def __anext__(self) -> str:
         if self._done or self._closed:
             raise StopAsyncIteration
         try:
-            if self._upstream is None:
+            if self._response is None:
                 # The SDK retries 429/5xx/timeouts here, before any text was shown.
                 await self._open()
                 if self._closed:  # aclose() raced with the request
                     await self._close_upstream()
                     raise StopAsyncIteration
-            while True:
-                upstream = self._upstream
-                if upstream is None or self._closed:  # closed while we were away
+            texts = self._texts
+            while not texts:
+                chunks = self._chunks
+                if chunks is None or self._closed:  # closed while we were away
+                    raise StopAsyncIteration
+                if self._ended:
+                    await self._drain(chunks)
                     raise StopAsyncIteration
                 # Mid-stream failures surface from here and are never retried: the learner
                 # has already seen the partial text.
-                chunk = await upstream.__anext__()
-                text = self._absorb(chunk)
-                if text:
-                    return text
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    self._ended = True
+                    continue
+                for event in self._decoder.feed(chunk):
+                    self._absorb(event)
+                    if self._ended:
+                        break  # anything after [DONE] is not part of the reply
+            return texts.popleft()
         except StopAsyncIteration:
             self._done = True
+            await self._close_upstream()
             if not self._closed and self.finish_reason is None:
                 # The body ended cleanly but the model never said it was finished.
                 raise ProviderError(
@@ -276,7 +327,7 @@ class _OpenAIReplyStream(ReplyStream):
             self._done = True
             await self._close_upstream()
             raise
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, *_TRANSPORT_ERRORS) as exc:
             self._done = True
             await self._close_upstream()
             if self._closed:
@@ -294,29 +345,63 @@ class _OpenAIReplyStream(ReplyStream):
             logger.exception("AI reply failed unexpectedly")
             raise ProviderError("unknown", detail=f"{type(exc).__name__}: {exc}") from exc
 
-    def _absorb(self, chunk: Any) -> str:
-        """Record model, finish reason and usage from a chunk; return its text."""
-        if getattr(chunk, "model", None):
-            self.model = chunk.model
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            self.prompt_tokens = usage.prompt_tokens
-            self.completion_tokens = usage.completion_tokens
+    def _absorb(self, event: Event) -> None:
+        """Record model, finish reason and usage from one event; queue its text."""
+        data = event.data
+        if data.startswith(b"[DONE]"):
+            self._ended = True
+            return
+        chunk = json.loads(data)
+        if not isinstance(chunk, dict):
+            raise ValueError(f"unexpected chunk {data[:200]!r}")
+        error = chunk.get("error")
+        if error or event.name == "error":
+            # What the SDK's stream raises for an error object inside a started stream.
+            message = error.get("message") if isinstance(error, dict) else None
+            if not isinstance(message, str) or not message:
+                message = "An error occurred during streaming"
+            assert self._response is not None
+            request = self._response.http_response.request
+            raise openai.APIError(message, request, body=error or chunk)
+        model = chunk.get("model")
+        if model and isinstance(model, str):
+            self.model = model
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.prompt_tokens = usage.get("prompt_tokens")
+            self.completion_tokens = usage.get("completion_tokens")
         text = ""
-        for choice in chunk.choices or []:
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
-            if choice.delta is not None and choice.delta.content:
-                text += choice.delta.content
-        return text
+        for choice in chunk.get("choices") or ():
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content and isinstance(content, str):
+                    text += content
+        if text:
+            self._texts.append(text)
+
+    async def _drain(self, chunks: AsyncGenerator[bytes, None]) -> None:
+        """Read the rest of the body after [DONE] so the kept-alive connection can be reused."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for _chunk in chunks:
+                    pass
 
     async def _close_upstream(self) -> None:
-        upstream, self._upstream = self._upstream, None
-        if upstream is not None:
+        response, self._response = self._response, None
+        chunks, self._chunks = self._chunks, None
+        if response is not None:
             try:
-                await upstream.close()
+                await response.close()
             except Exception:  # closing a broken connection must not hide the real outcome
                 logger.debug("closing the AI response failed", exc_info=True)
+        if chunks is not None:
+            # Finalise the body iterator now rather than in the garbage collector; it may be
+            # running in another task (aclose() during a read), which raises RuntimeError.
+            with contextlib.suppress(Exception):
+                await chunks.aclose()
 
     async def aclose(self) -> None:
         """Close the upstream HTTP response at once, so the model stops generating."""

@@ -35,7 +35,7 @@ from chat.models import Connection, Conversation, Membership, Message, new_invit
 # Close codes sent to sockets whose access ended (the same as a refused connect).
 CLOSE_REMOVED = 4403
 CLOSE_DELETED = 4404
-ROOM_LIST_LIMIT = 200
+ROOMS_PER_PAGE = 30
 
 
 class OwnerCannotLeave(Exception):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import live, rooms, selectors
+from chat import live, rooms, selectors, services
 from chat.forms import RoomForm
 from chat.models import Conversation
 from chat.views import quota_context
@@ -31,8 +32,11 @@ def _owned_room(request: HttpRequest, conversation_id: object) -> Conversation:
 
 
 def _list_page(request: HttpRequest, form: RoomForm, status: int = 200) -> HttpResponse:
-    rooms_qs = rooms.rooms_for(request.user)[: rooms.ROOM_LIST_LIMIT]
-    return render(request, "chat/rooms.html", {"rooms": rooms_qs, "form": form}, status=status)
+    page = Paginator(rooms.rooms_for(request.user), rooms.ROOMS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {"rooms": page.object_list, "page": page, "form": form}
+    return render(request, "chat/rooms.html", context, status=status)
 
 
 @login_required
@@ -65,6 +69,7 @@ def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
     room, membership = rooms.room_for(request.user, conversation_id)
     if room is None:
         raise Http404
+    services.recover_interrupted(conversation_id=room.pk)  # orphaned by a dead process
     chat_messages = selectors.latest_messages(room.pk)
     online = live.online_members(room)
     if membership is not None and request.user.pk not in {uid for uid, _name in online}:

@@ -256,7 +256,9 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
 
 def reply_checkpoint(message_id: Any, content: str) -> None:
     """Save a growing reply, so a crash or a closed tab loses at most a moment of it."""
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(content=content)
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content, updated_at=timezone.now()
+    )
 
 
 @transaction.atomic
@@ -291,12 +293,37 @@ def reply_finish(
     return message, error
 
 
-def recover_interrupted(*, older_than_seconds: float = 120.0) -> int:
-    """Mark replies left 'streaming' by a process that died as failed; returns how many."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
-    stale = Message.objects.filter(status=Message.Status.STREAMING, created_at__lt=cutoff)
+def reply_stale_after() -> float:
+    """Seconds a growing reply may go unsaved before it counts as orphaned.
+
+    Longer than the model client can wait on one reply (every attempt timing out), so a
+    reply still being written by another process is never taken for dead.
+    """
+    worst_wait = settings.AI_TIMEOUT_SECONDS * (settings.AI_MAX_RETRIES + 1) + 30
+    return settings.REPLY_STALE_SECONDS or max(120.0, worst_wait)
+
+
+def recover_interrupted(
+    *, older_than_seconds: float | None = None, conversation_id: Any = None
+) -> int:
+    """Mark replies left 'streaming' by a process that died as failed; returns how many.
+
+    A reply counts as orphaned when it has not been saved for `reply_stale_after()` seconds
+    (a live one is saved every STREAM_SAVE_INTERVAL while tokens arrive) and no task of this
+    process is writing it. Called when a page or socket opens a conversation, and by the
+    `recover_replies` command.
+    """
+    from chat import streaming  # the reply tasks of this process
+
+    stale_after = reply_stale_after() if older_than_seconds is None else older_than_seconds
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
+    stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+    if conversation_id is not None:
+        stale = stale.filter(conversation_id=conversation_id)
     count = 0
-    for message in stale:
+    for message in stale.select_related("usage"):
+        if streaming.is_running(message.pk):
+            continue
         reply_finish(
             message_id=message.pk,
             content=message.content,

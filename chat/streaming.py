@@ -106,15 +106,38 @@ JOBS: dict[str, ReplyJob] = {}
 CONTROL_RETRY_SECONDS = 0.5
 FINISH_ATTEMPTS = 5
 FINISH_RETRY_SECONDS = 1.0
+# The shortest flush interval honoured: below it, a model at full speed sends a frame per
+# token, ~4x the CPU per token, and fills sockets' channels faster than they drain.
+MIN_FLUSH_INTERVAL = 0.01
+
+
+def flush_interval() -> float:
+    """STREAM_FLUSH_INTERVAL, raised to MIN_FLUSH_INTERVAL; 0 stays 0 (a frame per token).
+
+    0 is kept for the bench and tests that want every token as its own frame: token frames
+    are numbered, so one that a full channel dropped makes the page ask for a snapshot.
+    """
+    interval = float(settings.STREAM_FLUSH_INTERVAL)
+    return 0.0 if interval <= 0 else max(MIN_FLUSH_INTERVAL, interval)
 
 
 def start_reply(job: ReplyJob) -> asyncio.Task[None]:
     """Run a reply in the background of this process's event loop."""
     key = str(job.message.pk)
     JOBS[key] = job
-    job.task = asyncio.get_running_loop().create_task(run_reply(job), name=f"reply-{key}")
+    # Started eagerly: the reply runs up to its first real wait (the model request on the
+    # wire) before the caller goes on rendering and publishing the exchange's frames.
+    job.task = asyncio.eager_task_factory(
+        asyncio.get_running_loop(), run_reply(job), name=f"reply-{key}"
+    )
     job.task.add_done_callback(lambda _t: JOBS.pop(key, None))
     return job.task
+
+
+def is_running(message_id: Any) -> bool:
+    """True when a task of this process is writing this reply."""
+    job = JOBS.get(str(message_id))
+    return job is not None and job.task is not None and not job.task.done()
 
 
 def stop_local(message_id: Any) -> bool:
@@ -180,6 +203,12 @@ async def _publish(group: str, event: dict[str, Any]) -> bool:
 async def _listen_control(job: ReplyJob, channel: str) -> None:
     layer = get_channel_layer()
     group = services.ctl_group(job.conversation_id)
+    # Joined here, not before the model request: with Redis that is a round trip the
+    # request need not wait for (a stop in this process never needs the group).
+    try:
+        await layer.group_add(group, channel)
+    except Exception as exc:  # the reply runs anyway; the loop below joins when it can
+        log.warning("reply %s: control group unavailable (%s)", job.message.pk, exc)
     while True:
         try:
             event = await layer.receive(channel)
@@ -211,23 +240,47 @@ async def run_reply(job: ReplyJob) -> None:
     error_code = ""
     stream = None
 
-    async def send_tokens(text: str) -> None:
-        await job.announced.wait()
-        if job.snapshot_requested:
-            await send_snapshot()
-            return
-        await _publish(
-            group, services.frame_event(frames.tokens(message_id, text), stream=message_id)
-        )
+    # Token frames are numbered (`part` 1, 2, …) so a page notices one that never arrived
+    # (group_send drops silently past a channel's capacity) and asks for a snapshot instead
+    # of appending after a hole. A snapshot carries the number of the last part it includes.
+    parts_sent = 0
+    snapshots_sent = 0
+    sent_upto = 0  # how many of job.parts a frame (token frame or snapshot) already carried
+    send_lock = asyncio.Lock()  # the timer's flush and the loop's must not swap numbers
+
+    async def send_tokens(_batch: str) -> None:
+        # The text is taken from job.parts, not from the batch: a snapshot sent while this
+        # flush waited may already carry it, and a page must not get it twice.
+        nonlocal parts_sent, sent_upto
+        async with send_lock:
+            await job.announced.wait()
+            if job.snapshot_requested:
+                await send_snapshot()
+                return
+            end = len(job.parts)
+            if end == sent_upto:
+                return
+            text = "".join(job.parts[sent_upto:end])
+            sent_upto = end
+            parts_sent += 1
+            await _publish(
+                group,
+                services.frame_event(
+                    frames.tokens(message_id, text), stream=message_id, part=parts_sent
+                ),
+            )
 
     async def send_snapshot() -> None:
+        nonlocal sent_upto, snapshots_sent
         job.snapshot_requested = False
         batcher.discard()
+        sent_upto = len(job.parts)
+        snapshots_sent += 1
         message.content = job.content
         html = frames.message_replaced(message, coach_name=job.coach_name)
-        await _publish(group, services.frame_event(html, snapshot=message_id))
+        await _publish(group, services.frame_event(html, snapshot=message_id, part=parts_sent))
 
-    batcher = TokenBatcher(send_tokens, settings.STREAM_FLUSH_INTERVAL)
+    batcher = TokenBatcher(send_tokens, flush_interval())
     # The default prefix on purpose: channels_redis has one receive lock per process and the
     # holder waits only on its own prefix's key, so a "reply." channel would starve every
     # socket of this process until the reply ended (measured by bench/fanout.py).
@@ -236,10 +289,6 @@ async def run_reply(job: ReplyJob) -> None:
     save_task: asyncio.Task[None] | None = None
     last_save = time.monotonic()
     try:
-        try:
-            await layer.group_add(services.ctl_group(job.conversation_id), control_channel)
-        except Exception as exc:  # the reply runs anyway; the listener joins when it can
-            log.warning("reply %s: control group unavailable (%s)", message_id, exc)
         provider = get_provider()
         stream = provider.stream(job.request)
         async for delta in stream:
@@ -297,7 +346,7 @@ async def run_reply(job: ReplyJob) -> None:
         started=started,
         first_token_at=first_token_at,
         stream=stream,
-        batch_frames=batcher.frames,
+        batch_frames=parts_sent + snapshots_sent,
     )
     with contextlib.suppress(Exception):
         await layer.group_discard(services.ctl_group(job.conversation_id), control_channel)

@@ -63,6 +63,7 @@ def conversation(request: HttpRequest, conversation_id: object) -> HttpResponse:
     conv = _own_practice(request, conversation_id)
     if conv.is_room:
         return redirect("room", conversation_id=conv.pk)
+    services.recover_interrupted(conversation_id=conv.pk)  # orphaned by a dead process
     messages = selectors.latest_messages(conv.pk)
     context = {
         "conversation": conv,

@@ -143,6 +143,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env("SQLITE_PATH") or VAR_DIR / "practalk.sqlite3",
+            # Keep the connection: a new one re-reads the schema on every socket event
+            # (send → model request 15 ms → 8 ms in bench/).
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 # Wait for a lock instead of failing at once with "database is locked";
                 # IMMEDIATE takes the write lock at BEGIN so two writers never deadlock on upgrade.
@@ -174,7 +178,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's default 5 s read timeout equals channels_redis's 5 s BZPOPMIN:
+                # an idle socket's read timed out first and the consumer died with 1011.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
                 "prefix": env("CHANNEL_LAYER_PREFIX", "practalk"),
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": 60,
@@ -191,7 +197,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "project.layers.ThrottledInMemoryChannelLayer",
             "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": 60},
         }
     }
@@ -269,10 +275,15 @@ AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)
 AI_HISTORY_BUDGET_TOKENS = env_int("AI_HISTORY_BUDGET_TOKENS", 3000)
 AI_DAILY_LIMIT = env_int("AI_DAILY_LIMIT", 5)
 OFFLINE_TOKEN_DELAY = env_float("OFFLINE_TOKEN_DELAY", 0.03)
-# How often streamed tokens are flushed to the browser, in seconds.
+# How often streamed tokens are flushed to the browser, in seconds. Values under 0.01 are
+# raised to 0.01 (chat.streaming.flush_interval); 0 means a frame per token, for the bench
+# and tests only (~4x the CPU per token).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.04)
 # How often a growing reply is written to the database, in seconds.
-STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 0.5)
+STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0)
+# Seconds a growing reply may go unsaved before it is stored as interrupted (its process
+# died). Empty: long enough for every model attempt to time out, at least 120.
+REPLY_STALE_SECONDS = env_float("REPLY_STALE_SECONDS", 0.0)
 
 # --- Live chat limits ---------------------------------------------------------------------
 MAX_MESSAGE_LENGTH = env_int("MAX_MESSAGE_LENGTH", 4000)
@@ -280,6 +291,9 @@ MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 64 * 1024)
 MESSAGES_PER_10S = env_int("MESSAGES_PER_10S", 10)
 MAX_SOCKETS_PER_USER = env_int("MAX_SOCKETS_PER_USER", 20)
 PRESENCE_TIMEOUT_SECONDS = env_int("PRESENCE_TIMEOUT_SECONDS", 60)
+# A room's online list is announced at most once per this many seconds, joins, leaves and
+# heartbeats in between coalesced (one frame per join was O(N²) in a big room's join storm).
+PRESENCE_INTERVAL = env_float("PRESENCE_INTERVAL", 1.0)
 
 # --- I18N / time --------------------------------------------------------------------------
 LANGUAGE_CODE = env("LANGUAGE_CODE", "en")

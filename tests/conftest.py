@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -46,3 +47,31 @@ def fake_openai() -> Iterator[FakeOpenAIServer]:
     server.start_in_thread()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """The real hasher costs ~0.3 s a password; only the hashing tests would need it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def owner(make_user: Callable[..., Any]) -> Any:
+    """A room's owner."""
+    return make_user(nickname="Owner Kim")
+
+
+@pytest.fixture
+def guest(make_user: Callable[..., Any]) -> Any:
+    """Someone else."""
+    return make_user(nickname="Guest Lee")
+
+
+@pytest.fixture
+def room(owner: Any, guest: Any) -> Any:
+    """A public room of the owner's that the guest has joined."""
+    from chat import rooms
+
+    room = rooms.room_create(owner=owner, name="Small talk")
+    rooms.room_join(user=guest, room=room)
+    return room

@@ -40,6 +40,7 @@ CASES: list[tuple[str, str]] = [
     ("F2e", "Model connection cut half-way"),
     ("F3", "Redis killed mid-reply, then restarted"),
     ("F4", "daphne gets SIGTERM mid-reply"),
+    ("F4b", "daphne gets SIGKILL mid-reply (no chance to clean up)"),
     ("F5a", "SQLite write-locked 3 s by another writer (busy timeout 20 s)"),
     ("F5b", "SQLite write-locked 3 s, busy timeout 1 s"),
     ("F6a", "Member's channel over capacity (CHANNEL_CAPACITY=3)"),
@@ -157,8 +158,10 @@ NOTES = """
 * **Shutdown** (SIGTERM to daphne): running replies are cancelled before the reactor stops and
   stored `failed` with `metadata.error = "interrupted"`, their text so far, an error notice
   in the chat, and the quota credit back; the upstream model request is closed. A process
-  that is killed outright (SIGKILL, power loss) cannot do this: `services.recover_interrupted`
-  marks such replies later (see "Not covered").
+  that is killed outright (SIGKILL, power loss) cannot do this: a reply left `streaming` and
+  unsaved for `REPLY_STALE_SECONDS` (default: longer than every model attempt can take) is
+  stored the same way by the next page load, resync or heartbeat that meets it (F4b), or by
+  `manage.py recover_replies` from cron.
 * **Redis down**: frames of a running reply that cannot be published are dropped, never the
   reply: it keeps streaming and saving; pages whose socket broke reconnect and catch up from
   the database (seq-ordered, no duplicates). `/health/detailed/` answers 503 while Redis is
@@ -191,9 +194,11 @@ NOTES = """
 
 ## Not covered
 
-* A process killed with SIGKILL leaves its replies `streaming` until
-  `services.recover_interrupted()` runs (it is not scheduled automatically: with several
-  processes, one process cannot tell whether another one is still writing a reply).
+* After SIGKILL, the tokens a page saw in the last save interval (`STREAM_SAVE_INTERVAL`,
+  1 s) before the process died are not stored: the page's final frame shows what was saved.
+* A page learns that an orphaned reply ended at its next heartbeat after
+  `REPLY_STALE_SECONDS` (or on reload), not at once: with several processes, one cannot tell
+  sooner whether another, still alive, is writing the reply.
 """
 
 

@@ -39,20 +39,25 @@
     if (force || near) { list.scrollTop = list.scrollHeight; }
   }
 
+  function growingIds() {
+    var ids = [];
+    var shown = document.querySelectorAll("#messages [data-testid=message][data-status=streaming]");
+    for (var i = 0; i < shown.length; i++) { ids.push(shown[i].id.replace(/^message-/, "")); }
+    return ids;
+  }
+
   var heartbeat = null;
   document.addEventListener("htmx:wsOpen", function (evt) {
     var el = chat();
     if (el) { el.setAttribute("data-ws", "open"); }
     // Tell the server what this page already has (and which replies it shows still growing,
     // in case they ended while the socket was down); it sends what was missed.
-    var growing = [];
-    var shown = document.querySelectorAll("#messages [data-testid=message][data-status=streaming]");
-    for (var i = 0; i < shown.length; i++) { growing.push(shown[i].id.replace(/^message-/, "")); }
     evt.detail.socketWrapper.sendImmediately(
-      JSON.stringify({ action: "resync", last_seq: lastSeq(), streaming: growing }));
+      JSON.stringify({ action: "resync", last_seq: lastSeq(), streaming: growingIds() }));
     clearInterval(heartbeat);
     heartbeat = setInterval(function () {
-      evt.detail.socketWrapper.send(JSON.stringify({ action: "heartbeat" }));
+      // Replies still shown growing let the server end those whose process died.
+      evt.detail.socketWrapper.send(JSON.stringify({ action: "heartbeat", streaming: growingIds() }));
     }, 20000);
   });
 

@@ -37,6 +37,7 @@ def test_two_people_chat_live_in_a_room(page: Page, browser: Browser, server) ->
     name = f"Coffee chat {uuid.uuid4().hex[:6]}"
     room_url = create_room(page, server.url, name)
     expect(page.get_by_test_id("presence")).to_contain_text("Ahn")
+    expect(page.get_by_test_id("room-empty")).to_be_visible()  # a new room says what to do
 
     context = browser.new_context()
     other = context.new_page()
@@ -52,6 +53,7 @@ def test_two_people_chat_live_in_a_room(page: Page, browser: Browser, server) ->
 
     # Ahn's open page hears about Bae: a notice and the presence list.
     expect(notices(page).last).to_contain_text("Bae joined the room.")
+    expect(page.get_by_test_id("room-empty")).to_be_hidden()
     expect(page.get_by_test_id("presence")).to_contain_text("Bae")
     expect(other.get_by_test_id("presence")).to_contain_text("Ahn")
 
@@ -68,6 +70,7 @@ def test_two_people_chat_live_in_a_room(page: Page, browser: Browser, server) ->
     expect(other.get_by_test_id("composer-input")).to_have_value("")
     send(page, "Hi Bae, welcome!")
     expect(messages(other).last).to_contain_text("Hi Bae, welcome!")
+    expect(messages(page).last).to_contain_text("Hi Bae, welcome!")
     # One rendering for everyone: the author's styling comes from CSS on data-author.
     author = messages(page).last.get_attribute("data-author")
     expect(messages(other).last).to_have_attribute("data-author", author)

@@ -13,7 +13,7 @@ It speaks just enough HTTP/1.1 (keep-alive, chunked streaming responses) for the
 Behaviour comes from the server's default :class:`Script` (``server.script = Script(...)``,
 changeable at any time) overridden per request by directives in the LAST user message, e.g.
 ``[[fake:status=429]]``, ``[[fake:drop_after=5]]``, ``[[fake:delay=0.5,tokens=2000]]``,
-``[[fake:stall]]``, ``[[fake:markdown]]``, ``[[fake:echo]]``.
+``[[fake:stall]]``, ``[[fake:error_after=3]]``, ``[[fake:markdown]]``, ``[[fake:echo]]``.
 
 Three ways to run it::
 
@@ -100,6 +100,7 @@ class Script:
     stall: bool | str = False  # True/"body": headers then silence; "headers": silence at once
     stall_seconds: float = 3600.0  # how long a stall lasts before the socket is closed
     drop_after: int | None = None  # close the socket after K tokens, without [DONE]
+    error_after: int | None = None  # after K tokens, an error event ends the stream (no [DONE])
     markdown: bool = False  # reply with HOSTILE_MARKDOWN
     echo: bool = False  # reply with the last user message (directives removed)
     text: str | None = None  # reply with this exact text (split into word tokens)
@@ -321,6 +322,7 @@ class FakeOpenAIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows here)
 
     # ----- configuration and records (safe from any thread) -----
 
@@ -472,6 +474,7 @@ class FakeOpenAIServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)  # type: ignore[arg-type]
+        self.connections += 1
         conn = _Conn(reader, writer)
         try:
             while True:
@@ -772,6 +775,8 @@ class FakeOpenAIServer:
         for index, token in enumerate(tokens):
             if script.drop_after is not None and index >= script.drop_after:
                 break
+            if script.error_after is not None and index >= script.error_after:
+                break
             if index and script.delay:
                 await self._pause(script.delay, gone)
             if gone.is_set() or conn.closing:
@@ -788,6 +793,14 @@ class FakeOpenAIServer:
             # Cut the connection: no finish_reason, no terminating chunk, no [DONE].
             conn.dropped = True
             conn.writer.close()
+            return finish(False)
+        if script.error_after is not None and script.error_after < len(tokens):
+            # What OpenAI sends when generation fails after it started: an error object as
+            # the stream's last event, then the end of the body.
+            error = f"data: {json.dumps(_error_body(500, model))}\n\n".encode()
+            tail = f"{len(error):x}\r\n".encode() + error + b"\r\n0\r\n\r\n"
+            conn.dropped = True  # the connection ends on purpose, not because the client left
+            await self._write(conn, tail)
             return finish(False)
         if not tokens:
             self._update(record, first_token_at=time.monotonic())

@@ -15,12 +15,6 @@ from accounts.models import User
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """The real hasher costs ~0.3 s a password; these tests are about the admin, not hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff_client(client: Client, make_user: Callable[..., User]) -> Client:
     client.force_login(make_user(email="boss@example.com", is_staff=True, is_superuser=True))

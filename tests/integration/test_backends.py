@@ -157,7 +157,7 @@ def test_without_database_or_redis_sqlite_in_wal_mode_and_in_memory_layer(
         "vendor": "sqlite",
         "name": str(tmp_path / "practalk.sqlite3"),
         "journal_mode": "wal",
-        "layer": "InMemoryChannelLayer",
+        "layer": "ThrottledInMemoryChannelLayer",
         "cache": "LocMemCache",
     }
 

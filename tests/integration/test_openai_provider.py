@@ -18,6 +18,7 @@ from chat.providers import (
     ReplyRequest,
     ReplyStream,
     Turn,
+    build_messages,
     get_provider,
 )
 from tests.fakes.fake_openai import FakeOpenAIServer, RequestRecord, Script, reply_tokens
@@ -359,3 +360,46 @@ async def test_get_provider_from_settings_talks_to_the_configured_server(
     assert tokens == reply_tokens(8)
     assert last(fake).body["model"] == "m1"
     assert last(fake).headers["authorization"] == "Bearer not-needed"
+
+
+@pytest.mark.asyncio
+async def test_error_event_mid_stream_is_a_server_error_after_the_tokens_so_far(
+    fake: FakeOpenAIServer, make_provider: MakeProvider
+):
+    fake.script = Script(tokens=10, error_after=4)
+    stream = make_provider(max_retries=2).stream(ask())
+    tokens: list[str] = []
+    with pytest.raises(ProviderError) as caught:
+        async for token in stream:
+            tokens.append(token)
+    assert caught.value.code == "server"
+    assert "server had an error" in caught.value.detail
+    assert tokens == reply_tokens(4)
+    await asyncio.sleep(0.1)  # a retry, if any, would have arrived by now
+    assert len(fake.completions) == 1
+
+
+@pytest.mark.asyncio
+async def test_long_history_is_sent_once_exactly_as_built(
+    fake: FakeOpenAIServer, make_provider: MakeProvider
+):
+    history = [Turn("user" if i % 2 else "assistant", f"turn {i} 안녕 ✓") for i in range(40)]
+    req = ReplyRequest(system_prompt="Be brief.", history=history)
+    provider = make_provider()
+    await read_all(provider.stream(req))
+    body = last(fake).body
+    assert body["messages"] == build_messages(req, provider.config.history_budget_tokens)
+    assert len(body["messages"]) == 41
+    assert body["model"] == provider.config.model
+    assert body["stream"] is True
+
+
+@pytest.mark.asyncio
+async def test_replies_reuse_one_kept_alive_connection(
+    fake: FakeOpenAIServer, make_provider: MakeProvider
+):
+    provider = make_provider()
+    before = fake.connections
+    for _ in range(3):
+        assert await read_all(provider.stream(ask())) == reply_tokens(8)
+    assert fake.connections - before == 1

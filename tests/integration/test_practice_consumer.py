@@ -41,7 +41,6 @@ QUOTA_RE = re.compile(r'data-testid="quota" id="quota">(\d+)</strong>/(\d+)')
 @pytest.fixture(autouse=True)
 def practice_settings(settings):
     """Quick users and streaming; no model configured (tests opt in to the fake server)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.OPENAI_API_KEY = ""
     settings.OPENAI_BASE_URL = ""
     settings.OFFLINE_TOKEN_DELAY = 0.0
@@ -104,6 +103,8 @@ class Page:
         connected, _ = await self.comm.connect()
         assert connected
         await self.send(action="resync", last_seq=last_seq)
+        await self.until('id="quota-box"')  # the last thing a resync sends
+        self.frames.pop()  # tests count the quota frames their own actions cause
         return self
 
     async def send(self, **payload: Any) -> None:
@@ -275,7 +276,7 @@ async def test_signed_in_by_session_cookie_through_the_whole_stack(learner, conv
     )
     try:
         await page.open(last_seq=0)
-        frame = await page.next()
+        frame = page.frames[0]  # what the resync caught up with
         assert conversation.persona.opening_line[:20] in htmllib.unescape(frame)
     finally:
         await page.close()
@@ -605,6 +606,43 @@ async def test_a_page_joining_mid_reply_catches_up_and_ends_with_the_same_text(
         assert 'data-role="user"' in late.frames[0]  # the missed question came first
 
 
+async def test_a_lost_token_frame_makes_the_page_ask_for_a_snapshot_not_skip_text(
+    model, learner, conversation, settings, monkeypatch
+):
+    settings.STREAM_FLUSH_INTERVAL = 0  # a frame per token, as when the run lost frames
+    model.script = Script(tokens=60, delay=0.005)
+    publish = streaming._publish
+    lost: list[dict[str, Any]] = []
+
+    async def lossy(group: str, event: dict[str, Any]) -> bool:
+        if event.get("part") == 5 and not event.get("snapshot") and not lost:
+            lost.append(event)  # what group_send does past a channel's capacity: nothing
+            return True
+        return await publish(group, event)
+
+    monkeypatch.setattr(streaming, "_publish", lossy)
+    page = await Page(learner, conversation.pk).open()
+    try:
+        await page.say("Tell me more.")
+        rid = await reply_id(page)
+        final = await page.until_final(rid)
+    finally:
+        await page.close()
+
+    expected = "".join(reply_tokens(60))
+    assert (await latest(conversation)).content == expected
+    assert lost
+    before_final = page.frames[: page.frames.index(final)]
+    snapshots = [f for f in before_final if f.startswith(f'<article id="message-{rid}"')]
+    assert len(snapshots) == 1 and 'data-status="streaming"' in snapshots[0]
+    # At every moment the page showed a prefix of the reply (never text after a hole), and
+    # with the token frames after the snapshot it shows exactly the saved text.
+    for n in range(len(before_final) + 1):
+        assert expected.startswith(page.shown(rid, before_final[:n]))
+    assert page.shown(rid, before_final) == expected
+    assert body_text(final, rid) == f"<p>{expected}</p>"
+
+
 async def test_markdown_from_the_model_is_sanitised_in_the_final_frame(
     model, learner, conversation
 ):
@@ -721,3 +759,22 @@ async def test_deleting_a_conversation_mid_reply_hangs_up_on_the_model(
     await replies_done()
     assert not await database_sync_to_async(Message.objects.filter(pk=rid).exists)()
     assert await remaining(learner) == 4
+
+
+async def test_a_reconnecting_page_gets_the_quota_as_it_stands_now(learner, conversation):
+    """A refund or a new limit decided while the socket was down reaches the page on resync."""
+    from accounts.models import User
+
+    await database_sync_to_async(
+        lambda: User.objects.filter(pk=learner.pk).update(daily_ai_limit=9)
+    )()
+    page = Page(learner, conversation.pk)  # its scope still holds the old user row
+    connected, _ = await page.comm.connect()
+    assert connected
+    try:
+        await page.send(action="resync", last_seq=1)
+        frame = await page.until('id="quota-box"')
+    finally:
+        await page.close()
+
+    assert 'id="quota">9</strong>/9' in frame

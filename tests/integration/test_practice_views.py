@@ -21,7 +21,6 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fast(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.AI_DAILY_LIMIT = 5
     settings.OPENAI_API_KEY = ""
     settings.OPENAI_BASE_URL = ""

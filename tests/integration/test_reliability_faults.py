@@ -16,6 +16,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,11 +84,6 @@ def alice(person: Any) -> Person:
 @pytest.fixture
 def bob(person: Any) -> Person:
     return person("Bob")
-
-
-@pytest.fixture(autouse=True)
-def fast_hasher(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -477,9 +474,12 @@ async def test_f3_redis_killed_mid_reply(ai: Any, alice: Person, bob: Person) ->
 # --------------------------------------------------------------------------- F4
 
 
-@pytest.mark.asyncio
-async def test_f4_daphne_sigterm_mid_reply(ai: Any, alice: Person, bob: Person) -> None:
-    env = server_env(ai)
+@asynccontextmanager
+async def alice_mid_reply(
+    env: dict[str, str], alice: Person, bob: Person
+) -> AsyncIterator[tuple[DaphneServer, DaphneServer, list[Remote]]]:
+    """Two daphne processes: Alice's page on the first, Bob's (the bystander) on the second;
+    and a third server, not started, to restart the first on its port."""
     p1 = DaphneServer(env)
     p2 = DaphneServer(env)
     for server in (p1, p2):
@@ -487,9 +487,21 @@ async def test_f4_daphne_sigterm_mid_reply(ai: Any, alice: Person, bob: Person) 
     restarted = DaphneServer(env, port=p1.port)
     socks: list[Remote] = []
     try:
-        page = await remote(p1, alice, "alice@p1")
-        bystander = await remote(p2, bob, "bob@p2")
-        socks += [page, bystander]
+        socks.append(await remote(p1, alice, "alice@p1"))
+        socks.append(await remote(p2, bob, "bob@p2"))
+        yield p1, restarted, socks
+    finally:
+        for sock in socks:
+            await sock.close()
+        for server in (p1, p2, restarted):
+            await asyncio.to_thread(server.stop)
+
+
+@pytest.mark.asyncio
+async def test_f4_daphne_sigterm_mid_reply(ai: Any, alice: Person, bob: Person) -> None:
+    env = server_env(ai)
+    async with alice_mid_reply(env, alice, bob) as (p1, restarted, socks):
+        page, bystander = socks
         with report.case(
             "F4", "SIGTERM to the daphne serving the reply, 0.5 s into a 6 s reply; restart"
         ) as row:
@@ -536,11 +548,63 @@ async def test_f4_daphne_sigterm_mid_reply(ai: Any, alice: Person, bob: Person) 
             assert_page_matches_db(page.page, messages)
             assert_no_token_doubled(page.page, messages)
             assert reconnects >= 1
-    finally:
-        for sock in socks:
-            await sock.close()
-        for server in (p1, p2, restarted):
-            await asyncio.to_thread(server.stop)
+
+
+@pytest.mark.asyncio
+async def test_f4b_daphne_sigkill_mid_reply(ai: Any, alice: Person, bob: Person) -> None:
+    # Saved every 0.1 s while it grows; orphaned once unsaved for 2 s.
+    env = server_env(ai, REPLY_STALE_SECONDS="2")
+    async with alice_mid_reply(env, alice, bob) as (p1, restarted, socks):
+        page, bystander = socks
+        with report.case(
+            "F4b", "SIGKILL to the daphne serving the reply, mid-reply; restart"
+        ) as row:
+            await page.say("Tell me more [[fake:tokens=300,delay=0.02]]")
+            assert await page.until(lambda p: p.token_frames >= 10, 10), page.page.summary()
+            await asyncio.to_thread(p1.stop, signal.SIGKILL)
+            killed_at = time.monotonic()
+            orphan = await reply_of(alice, ended=False)
+            row.bystander = await bystander_ok(bystander, bob, [alice])
+            await asyncio.to_thread(restarted.start)
+            # The page reconnects at once, while the reply does not look orphaned yet.
+            page, reconnects = await keep_synced(page, restarted, alice, lambda p: True)
+            assert page.page.streaming(), page.page.summary()
+            # Its heartbeats (every 20 s in the browser) name the replies it shows growing.
+            for _beat in range(20):
+                growing = [m.id for m in page.page.streaming()]
+                await page.send({"action": "heartbeat", "streaming": growing})
+                if await page.until(lambda p: not p.streaming() and p.by_role("system"), 0.5):
+                    break
+            ended_in = time.monotonic() - killed_at
+            socks.append(page)
+            await page.quiet(0.2)
+            messages = await db(stored_messages)(alice.conv.pk)
+            reply = [m for m in messages if m.role == "assistant"][-1]
+            error = [m for m in messages if m.kind == "error"]
+            usage = await db(lambda: AIUsage.objects.get(user=alice.user))()
+            row.set(
+                result=(
+                    f"process gone with the reply {orphan.status} ({len(orphan.content.split())}"
+                    f" words saved); {ended_in:.1f} s later the reconnecting page found it "
+                    f"orphaned: stored {reply.status} ({reply.metadata.get('error')}) with "
+                    f'its words + notice "{error[0].content if error else ""}"; '
+                    f"quota refunded: {usage.refunded}"
+                ),
+                sent="1 + 1 reply",
+                stored=f"{sum(m.role == 'user' for m in messages)} + 1 (+{len(error)} notice)",
+                delivered=f"{len(page.page.by_role('user'))} + "
+                f"{len(page.page.by_role('assistant')) - 1} (+{len(page.page.by_role('system'))})",
+            )
+            assert orphan.status == "streaming" and orphan.content
+            assert reply.status == "failed" and reply.metadata.get("error") == "interrupted"
+            assert reply.content == orphan.content  # what was saved, nothing lost since
+            assert len(error) == 1 and usage.refunded
+            assert_page_matches_db(page.page, messages)
+            # The page had streamed up to one save interval more than the dead process saved;
+            # the final frame on resync replaced it with what is stored.
+            streamed = page.page.streamed[str(reply.pk)]
+            assert streamed.startswith(reply.content.rstrip()), (streamed, reply.content)
+            assert reconnects >= 1
 
 
 # --------------------------------------------------------------------------- F5
@@ -602,6 +666,7 @@ async def test_f5_sqlite_locked_by_another_writer(
     options = connection.settings_dict["OPTIONS"]
     saved = options.get("timeout")
     options["timeout"] = busy_timeout  # shared by the connections the consumers open
+    await db(lambda: connection.close())()  # the kept connection was opened with the old timeout
     bystander = await open_page(bob, "bob")
     page = await open_page(alice, "alice")
     await bystander.quiet(0.1)
@@ -676,6 +741,7 @@ async def test_f5_sqlite_locked_by_another_writer(
     finally:
         logging.getLogger("chat.streaming").removeHandler(retries)
         options["timeout"] = saved
+        await db(lambda: connection.close())()
         await page.close()
         await bystander.close()
 

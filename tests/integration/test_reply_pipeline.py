@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -23,7 +25,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 @pytest.fixture(autouse=True)
 def model(settings, fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
     """The real openai SDK against the fake server."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.OPENAI_BASE_URL = fake_openai.base_url
     settings.OPENAI_API_KEY = "x"
     settings.AI_TIMEOUT_SECONDS = 2
@@ -169,6 +170,38 @@ async def test_a_snapshot_request_sends_the_whole_text_so_far(model, learner, co
     assert streamed in snapshot["html"]
     assert snapshot["html"].startswith(f'<article id="message-{job.message.pk}"')
     await ended(job)
+
+
+async def test_token_frames_are_numbered_and_a_snapshot_carries_the_last_number(
+    model, learner, conversation
+):
+    model.script = Script(tokens=200, delay=0.005)
+    async with Listener(conversation.pk) as page:
+        job = await start(learner, conversation)
+        for _ in range(3):
+            await page.until("stream")
+        await streaming.request_snapshot(conversation.pk)
+        await page.until("final")
+
+    reply = await ended(job)
+    numbered = [(e.get("part"), bool(e.get("snapshot"))) for e in page.events if "part" in e]
+    snapshot_at = next(i for i, (_part, snap) in enumerate(numbered) if snap)
+    tokens = [part for part, snap in numbered if not snap]
+    # Consecutive from 1; the snapshot holds up to the frame before it, the next follows on.
+    assert tokens == list(range(1, len(tokens) + 1))
+    assert numbered[snapshot_at][0] == numbered[snapshot_at - 1][0]
+    assert reply.metadata["frames"] == len(numbered)
+    # The snapshot's text, then the token frames after it: the saved text, nothing twice.
+    snapshot = next(e for e in page.events if e.get("snapshot"))
+    body = re.search(r'-body"[^>]*>(.*?)</div>', snapshot["html"], re.S)
+    assert body is not None
+    shown = html.unescape(body[1]).strip() + "".join(
+        html.unescape(e["html"].split(">", 1)[1].rsplit("<", 1)[0])
+        for e in page.events[page.events.index(snapshot) :]
+        if e.get("stream")
+    )
+    assert len(shown) > len(reply_tokens(1)[0])
+    assert reply.content.startswith(shown)
 
 
 async def test_a_crash_in_the_pipeline_ends_the_reply_failed_and_refunded(

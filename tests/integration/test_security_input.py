@@ -86,11 +86,6 @@ TOKEN_REPLY = f"Sure: {ONE_TOKEN} {TOKEN_ESCAPE} and then some more words"
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(autouse=True)
-def fast_hasher(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def ai(settings: Any, fake_openai: Any) -> Any:
     settings.OPENAI_BASE_URL = fake_openai.base_url

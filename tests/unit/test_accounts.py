@@ -25,12 +25,6 @@ GITHUB_ONLY = {"github": {"APPS": [{"client_id": "gh-client", "secret": "gh-secr
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """The real hasher costs ~0.2 s a password; these tests are about flows, not hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def clear_cache() -> Iterator[None]:
     """allauth keeps its rate-limit counters in the cache: start and end every test clean."""
     cache.clear()

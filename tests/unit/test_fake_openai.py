@@ -141,6 +141,19 @@ def test_drop_is_not_counted_as_the_client_leaving(fake_server: FakeOpenAIServer
     assert not record.client_disconnected
 
 
+def test_error_after_ends_the_stream_with_an_error_event(fake_server: FakeOpenAIServer):
+    fake_server.script = Script(tokens=10, error_after=3)
+    status, raw = post(fake_server.base_url, chat())
+    data = [json.loads(item) for item in events(raw)]
+    assert status == 200
+    assert [c["choices"][0]["delta"].get("content") for c in data[1:-1]] == reply_tokens(3)
+    assert data[-1]["error"]["type"] == "server_error"
+    record = fake_server.completions[-1]
+    assert record.tokens_sent == 3
+    assert not record.completed
+    assert not record.client_disconnected
+
+
 def test_models_and_control_endpoints(fake_server: FakeOpenAIServer):
     url = urlsplit(fake_server.base_url)
     root = f"http://{url.hostname}:{url.port}"

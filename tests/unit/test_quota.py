@@ -29,7 +29,6 @@ POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 def seoul(settings):
     settings.TIME_ZONE = "Asia/Seoul"
     settings.AI_DAILY_LIMIT = 5
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def seoul_time(day: int, hour: int, minute: int) -> dt.datetime:

@@ -15,22 +15,6 @@ from chat.models import Membership, Message
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """Hashing a password properly takes ~0.3 s; these tests only need users."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def owner(make_user):
-    return make_user(nickname="Owner Kim")
-
-
-@pytest.fixture
-def guest(make_user):
-    return make_user(nickname="Guest Lee")
-
-
 @pytest.fixture
 def room(owner):
     return rooms.room_create(owner=owner, name="Small talk")

@@ -13,22 +13,6 @@ from chat.models import Conversation, Membership, Message
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """Hashing a password properly takes ~0.3 s; these tests only need users."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def owner(make_user):
-    return make_user(nickname="Owner Kim")
-
-
-@pytest.fixture
-def guest(make_user):
-    return make_user(nickname="Guest Lee")
-
-
 @pytest.fixture
 def public_room(owner):
     return rooms.room_create(owner=owner, name="Small talk", topic="Weekend plans")
@@ -49,6 +33,26 @@ def test_room_list_shows_public_and_own_rooms(client, owner, guest, public_room,
     assert "Secret club" not in html
     assert 'data-testid="create-room"' in html
     assert 'name="name"' in html
+
+
+def test_room_list_pages_30_at_a_time_with_the_same_queries(client, owner, guest):
+    for n in range(65):
+        rooms.room_create(owner=owner, name=f"Room {n:02d}")
+    client.force_login(guest)
+    counts, shown = [], []
+    for page in (1, 2, 3):
+        with CaptureQueriesContext(connection) as ctx:
+            html = client.get(reverse("room-list"), {"page": page}).content.decode()
+        counts.append(len(ctx.captured_queries))
+        shown.append(html.count('data-testid="room-item"'))
+    assert shown == [30, 30, 5]
+    assert len(set(counts)) == 1
+    assert 'data-testid="rooms-next"' in client.get(reverse("room-list")).content.decode()
+    last = client.get(reverse("room-list"), {"page": 3}).content.decode()
+    assert "Page 3 of 3" in last and 'data-testid="rooms-next"' not in last
+    # The newest activity first; a bad page number shows a real page, not an error.
+    assert "Room 64" in client.get(reverse("room-list")).content.decode()
+    assert client.get(reverse("room-list"), {"page": "x"}).status_code == 200
 
 
 def test_create_room_opens_it(client, owner):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from chat import exports, quota, services
 from chat.models import AIUsage, Conversation, Membership, Message
@@ -16,7 +19,6 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fast(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.AI_DAILY_LIMIT = 5
 
 
@@ -238,6 +240,67 @@ def test_replies_left_streaming_by_a_dead_process_are_failed_and_refunded(learne
     assert (reply.status, reply.content) == (Message.Status.FAILED, "Half of")
     assert Message.objects.filter(kind=Message.Kind.ERROR).count() == 1
     assert quota.remaining(learner) == 5
+
+
+def test_a_reply_saved_recently_is_not_taken_for_orphaned(learner, conversation, settings):
+    settings.REPLY_STALE_SECONDS = 60
+    exchange = send(learner, conversation)
+    Message.objects.filter(pk=exchange.reply.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert services.recover_interrupted() == 0
+
+    services.reply_checkpoint(exchange.reply.pk, "More")  # a save moves it on
+    Message.objects.filter(pk=exchange.reply.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=61)
+    )
+    assert services.recover_interrupted(conversation_id=uuid.uuid4()) == 0  # another one
+    assert services.recover_interrupted(conversation_id=conversation.pk) == 1
+    assert Message.objects.get(pk=exchange.reply.pk).status == Message.Status.FAILED
+
+
+def test_the_stale_threshold_outlasts_every_model_attempt(settings):
+    settings.REPLY_STALE_SECONDS = 0
+    settings.AI_TIMEOUT_SECONDS = 60
+    settings.AI_MAX_RETRIES = 2
+    assert services.reply_stale_after() == 210
+
+    settings.AI_TIMEOUT_SECONDS = 5
+    assert services.reply_stale_after() == 120  # never less
+
+    settings.REPLY_STALE_SECONDS = 7
+    assert services.reply_stale_after() == 7
+
+
+def test_the_page_and_the_socket_end_an_orphaned_reply(learner, conversation, settings, client):
+    from chat import live
+
+    settings.REPLY_STALE_SECONDS = 1
+    exchange = send(learner, conversation)
+    services.reply_checkpoint(exchange.reply.pk, "Half of")
+    Message.objects.filter(pk=exchange.reply.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=5)
+    )
+
+    missed, growing = live.catch_up(conversation, exchange.reply.seq)
+
+    assert growing == []
+    assert [m.kind for m in missed] == [Message.Kind.ERROR]
+    assert Message.objects.get(pk=exchange.reply.pk).status == Message.Status.FAILED
+    client.force_login(learner)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert 'data-status="failed"' in page and 'data-status="streaming"' not in page
+
+
+def test_recover_replies_command_reports_what_it_stored(learner, conversation):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    send(learner, conversation)
+    out = StringIO()
+    call_command("recover_replies", "--older-than", "0", stdout=out)
+    assert out.getvalue().strip() == "1 interrupted reply stored."
 
 
 # --- exports ----------------------------------------------------------------------------------

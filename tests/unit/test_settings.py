@@ -118,7 +118,10 @@ def test_redis_url_selects_the_redis_channel_layer_and_cache(load_settings: Any)
 
     layer = loaded["CHANNEL_LAYERS"]["default"]
     assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layer["CONFIG"]["hosts"] == ["redis://cache.internal:6379/3"]
+    # A read timeout longer than channels_redis's 5 s blocking pop: idle sockets live on.
+    assert layer["CONFIG"]["hosts"] == [
+        {"address": "redis://cache.internal:6379/3", "socket_timeout": 10}
+    ]
     cache = loaded["CACHES"]["default"]
     assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert cache["LOCATION"] == "redis://cache.internal:6379/3"
@@ -127,7 +130,8 @@ def test_redis_url_selects_the_redis_channel_layer_and_cache(load_settings: Any)
 def test_without_redis_url_everything_stays_in_process(load_settings: Any) -> None:
     loaded = load_settings()
 
-    assert loaded["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    layer = loaded["CHANNEL_LAYERS"]["default"]["BACKEND"]
+    assert layer == "project.layers.ThrottledInMemoryChannelLayer"
     assert loaded["CACHES"]["default"]["BACKEND"].endswith("LocMemCache")
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chat import frames
+from chat import frames, streaming
 from chat.streaming import TokenBatcher
 
 INTERVAL = 0.05
@@ -141,3 +141,12 @@ def test_token_frames_append_escaped_text_to_the_reply_body():
         '<span hx-swap-oob="beforeend:#message-abc-body">'
         "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; more</span>"
     )
+
+
+@pytest.mark.parametrize(
+    ("configured", "used"), [(0.04, 0.04), (0.01, 0.01), (0.001, 0.01), (0.0, 0.0), (-1.0, 0.0)]
+)
+def test_the_flush_interval_is_never_below_ten_ms_except_zero(settings, configured, used):
+    # 0 stays: a frame per token, for the bench and tests (gaps are repaired by a snapshot).
+    settings.STREAM_FLUSH_INTERVAL = configured
+    assert streaming.flush_interval() == used
