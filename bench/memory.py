@@ -103,12 +103,18 @@ def run(ctx: Ctx) -> None:
         target="≤ 48 KB",
         met=per_socket <= 48,
     )
-    growth = (connected[-1] - connected[0]) / MB
+    # Python 3.13 keeps the arenas the first round's freed sockets leave behind (a one-time
+    # step of ~15 MB seen even at the oldest commit); a leak grows again every round after.
+    base = connected[1] if len(connected) > 2 else connected[0]
+    growth = (connected[-1] - base) / MB
+    step = (base - connected[0]) / MB
     report.add(
-        f"RSS growth over {rounds - 1} disconnect/reconnect rounds",
+        f"RSS growth over the last {len(connected) - 2} of {rounds - 1} reconnect rounds",
         growth,
         "MB",
-        note="connected RSS per round: " + ", ".join(f"{c / MB:.0f}" for c in connected) + " MB",
-        target="flat (≤ 5 % of the first round)",
-        met=connected[-1] <= connected[0] * 1.05,
+        note="connected RSS per round: "
+        + ", ".join(f"{c / MB:.0f}" for c in connected)
+        + f" MB (one-time step after the first round: {step:.1f} MB)",
+        target="flat (≤ 5 % of the second round)",
+        met=connected[-1] <= base * 1.05,
     )

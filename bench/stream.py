@@ -270,8 +270,8 @@ def run(ctx: Ctx) -> None:
             report.note(
                 f"{name}: the channel layer dropped {outcome.repaired:,} of "
                 f"{outcome.frames_sent:,} token frames past a channel's capacity (the page read "
-                "slower than the model wrote); the numbered parts caught every gap and a "
-                "snapshot made the page whole"
+                "slower than the model wrote); the numbered parts caught every gap, and a "
+                "snapshot or the final frame made the page whole"
             )
 
     base_tps, base_cpu = raw.tps, raw.cpu_us
