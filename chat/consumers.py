@@ -40,8 +40,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     conversation: Any = None
     last_seq: int | None = None
-    # The last token frame (`part`) shown per growing reply; created on the first frame.
-    stream_parts: dict[str, int] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `close_old_connections()` before every event.
@@ -94,6 +92,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.conversation = access.conversation
         self.group = services.conv_group(self.conversation.pk)
         self.awaiting_snapshot: set[str] = set()
+        self.stream_parts: dict[str, int] = {}  # the last token frame (`part`) shown per reply
         self.last_typing = 0.0
         self.coach_name = access.coach_name
         await self._join_groups()
@@ -191,27 +190,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except (TypeError, ValueError, OverflowError):
             await self.send(text_data=frames.notice(_("Bad resync request."), level="error"))
             return
-        missed, growing = await database_sync_to_async(live.catch_up)(self.conversation, last)
-        await self._send_messages(missed)
-        self.last_seq = max([last, *(m.seq for m in missed)])
-        for message in growing:
+        state = await database_sync_to_async(live.resync)(
+            self.user, self.conversation, last, payload.get("streaming")
+        )
+        self.last_seq = state.last_seq
+        await self._send_messages(state.missed)
+        for message in state.growing:
             self.awaiting_snapshot.add(str(message.pk))
             await self.send(text_data=frames.message_replaced(message, coach_name=self.coach_name))
-        # Replies the page shows growing that ended while it was away: their final frame.
-        ended = await database_sync_to_async(live.ended_replies)(
-            self.conversation, payload.get("streaming")
-        )
-        for message in ended:
-            await self.send(text_data=frames.message_replaced(message, coach_name=self.coach_name))
-        if growing or any(m.status == "streaming" for m in missed):
+        await self._send_ended(state.ended)
+        if state.growing or any(m.status == "streaming" for m in state.missed):
             await streaming.request_snapshot(self.conversation.pk)
-        await database_sync_to_async(live.mark_read)(self.user, self.conversation, self.last_seq)
-        # Quota frames sent while the socket was down (a refund at shutdown, another tab).
-        await self.send(text_data=await database_sync_to_async(live.quota_frame)(self.user.pk))
-        if self.conversation.is_room:
+        await self.send(text_data=state.quota_html)
+        if state.members is not None:
             # Presence frames sent before this page synced were dropped: send it the current list.
-            members = await database_sync_to_async(live.online_members)(self.conversation)
-            await self.send(text_data=frames.presence(members))
+            await self.send(text_data=frames.presence(state.members))
 
     async def on_heartbeat(self, payload: dict[str, Any]) -> None:
         # A layer drops a channel from its groups when its queue holds expired messages (a
@@ -228,10 +221,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             await self._send_messages(missed)
             self.last_seq = max([self.last_seq, *(m.seq for m in missed)])
-            for message in ended:
-                await self.send(
-                    text_data=frames.message_replaced(message, coach_name=self.coach_name)
-                )
+            await self._send_ended(ended)
 
     # --- server → browser -----------------------------------------------------------------
 
@@ -253,8 +243,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if any(m.status == "streaming" for m in missed):
                     await streaming.request_snapshot(self.conversation.pk)
             self.last_seq = seq
-        if self.stream_parts is None:
-            self.stream_parts = {}
         parts = self.stream_parts
         streamed = event.get("stream")
         if streamed is not None:
@@ -302,6 +290,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.awaiting_snapshot.add(str(message.pk))
         html = [frames.render_message(m, coach_name=self.coach_name) for m in messages]
         await self.send(text_data=frames.append_messages(html))
+
+    async def _send_ended(self, replies: list[Any]) -> None:
+        """The final frame of replies the page still shows growing."""
+        for message in replies:
+            await self.send(text_data=frames.message_replaced(message, coach_name=self.coach_name))
 
     async def _run_exchange(self, exchange: services.Exchange) -> None:
         job = None

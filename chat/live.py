@@ -171,10 +171,32 @@ def catch_up(
     return missed, growing
 
 
-def quota_frame(user_id: int) -> str:
-    """The quota badge as it stands now (the user re-read: staff may have changed the limit)."""
-    user = User.objects.get(pk=user_id)
-    return frames.quota(quota.remaining(user), quota.daily_limit(user), quota.reset_at())
+@dataclass
+class Resync:
+    """What a (re)connecting page is sent: everything it missed, in one database hop."""
+
+    missed: list[Message]  # newer than what the page has, in order
+    growing: list[Message]  # replies it has that are still being written
+    ended: list[Message]  # replies it shows growing that ended while it was away
+    last_seq: int
+    quota_html: str  # the quota as it stands (a refund at shutdown, another tab)
+    members: list[tuple[int, str]] | None  # who is online, in a room
+
+
+def resync(user: User, conversation: Conversation, last_seq: int, streaming_ids: Any) -> Resync:
+    """Catch a page up from `last_seq` and mark what it now has as read."""
+    missed, growing = catch_up(conversation, last_seq)
+    last_seq = max([last_seq, *(m.seq for m in missed)])
+    mark_read(user, conversation, last_seq)
+    fresh = User.objects.get(pk=user.pk)  # staff may have changed the limit meanwhile
+    return Resync(
+        missed=missed,
+        growing=growing,
+        ended=ended_replies(conversation, streaming_ids),
+        last_seq=last_seq,
+        quota_html=frames.quota(quota.remaining(fresh), quota.daily_limit(fresh), quota.reset_at()),
+        members=online_members(conversation) if conversation.is_room else None,
+    )
 
 
 def settle_orphans(
