@@ -73,7 +73,9 @@
 
   document.addEventListener("htmx:wsAfterMessage", function () {
     var el = chat();
+    // Frames are rendered once for every reader, in the server's zone: show the reader's.
     localiseTimes(document.getElementById("messages"));
+    localiseTimes(document.getElementById("quota-box"));
     scrollToEnd(false);
     var typing = document.getElementById("typing");
     if (typing && typing.textContent) {

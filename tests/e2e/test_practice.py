@@ -219,3 +219,22 @@ def test_offline_coach_streams_its_next_question(page: Page, offline_server) -> 
     expect(reply).to_contain_text(
         "Tell me about a time you solved a difficult problem at work or school."
     )
+
+
+def test_the_quota_reset_time_stays_in_the_readers_time_zone(browser, server) -> None:
+    """Frames are rendered once, in the server's zone (Asia/Seoul): the page shows New York's."""
+    context = browser.new_context(timezone_id="America/New_York", locale="en-US")
+    page = context.new_page()
+    try:
+        signup(page, server.url)
+        start_practice(page, server.url)
+        reset = page.locator("#quota-box time[data-reset]")
+        on_load = reset.inner_text()
+        # Midnight in Seoul is 10:00 or 11:00 in New York, never 00:00.
+        assert re.fullmatch(r"1[01]:00 AM", on_load), on_load
+
+        answer(page, "I kept a list of every risk and reviewed it each week.")
+        expect(page.get_by_test_id("quota")).to_have_text("4")  # the socket's quota frame
+        expect(reset).to_have_text(on_load)
+    finally:
+        context.close()
