@@ -515,6 +515,18 @@ def _generic_questions() -> list[str]:
     ]
 
 
+# A result "with a number" may spell it out: "a team of four", "twice as fast", "half the cost".
+_SPELLED_NUMBER = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|hundred|thousand|million|dozen|half|double|twice|triple|percent)\b",
+    re.IGNORECASE,
+)
+
+
+def _has_number(text: str) -> bool:
+    return any(ch.isdigit() for ch in text) or _SPELLED_NUMBER.search(text) is not None
+
+
 def _acknowledge(answer: str) -> str:
     """A short, deterministic reaction to the learner's last answer."""
     text = answer.strip()
@@ -538,7 +550,7 @@ def _acknowledge(answer: str) -> str:
         gettext("That's helpful context, thank you."),
     ]
     reply = acknowledgements[zlib.crc32(text.encode()) % len(acknowledgements)]
-    if not any(ch.isdigit() for ch in text):
+    if not _has_number(text):
         reply += " " + gettext("If you can, put a number on the result: it makes it memorable.")
     return reply
 

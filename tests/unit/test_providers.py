@@ -56,6 +56,32 @@ async def collect(provider: OfflineProvider, req: ReplyRequest) -> list[str]:
 # ----- offline interviewer -----
 
 
+@pytest.mark.parametrize(
+    ("answer", "nudged"),
+    [
+        (
+            "I led a team of four and we shipped the payment feature two weeks early for them.",
+            False,
+        ),
+        (
+            "We made the build twice as fast and the whole team was happier with releases after.",
+            False,
+        ),
+        (
+            "We cut the error rate to 0.5% after I rewrote the retry logic of the payment client.",
+            False,
+        ),
+        (
+            "I talked to everyone involved and we improved the process a lot over the whole year.",
+            True,
+        ),
+    ],
+)
+def test_offline_asks_for_a_number_only_when_the_result_has_none(answer, nudged):
+    reply = offline_reply(request([user(answer)], question_bank=BANK))
+    assert ("put a number on the result" in reply) is nudged
+
+
 def test_offline_asks_question_bank_in_order():
     first = offline_reply(request([user(LONG_ANSWER)], question_bank=BANK))
     second = offline_reply(
