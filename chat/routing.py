@@ -1,6 +1,6 @@
 from django.urls import path
 
-from chat.consumers import ChatConsumer
+from chat.live.consumer import ChatConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/<uuid:conversation_id>/", ChatConsumer.as_asgi()),

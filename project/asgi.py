@@ -39,10 +39,10 @@ def _end_replies_on_shutdown() -> None:
         return
     from twisted.internet import defer
 
-    from chat import streaming
+    from chat.coach import tasks
 
     def end_replies() -> defer.Deferred:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(streaming.shutdown()))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(tasks.shutdown()))
 
     reactor.addSystemEventTrigger("before", "shutdown", end_replies)
 

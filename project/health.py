@@ -56,12 +56,14 @@ async def _check_redis() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def _check_ai() -> dict[str, Any]:
-    from chat.providers import get_provider
+async def _check_ai() -> dict[str, Any]:
+    """The model server answers and accepts the key (lists models); offline is always up."""
+    from chat.coach.providers import get_provider
 
     provider = get_provider()
     if provider.offline:
         return {"status": "ok", "mode": "offline"}
+    await provider.check()  # ProviderError → "down" with its code
     return {"status": "ok", "mode": "configured", "model": settings.OPENAI_MODEL}
 
 
@@ -82,7 +84,7 @@ async def detailed_status() -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {
         "database": sync_to_async(_check_database, thread_sensitive=False)(),
         "channel_layer": _check_channel_layer(),
-        "ai_provider": sync_to_async(_check_ai, thread_sensitive=False)(),
+        "ai_provider": _check_ai(),
     }
     if settings.REDIS_URL:
         checks["redis"] = _check_redis()

@@ -276,7 +276,7 @@ AI_HISTORY_BUDGET_TOKENS = env_int("AI_HISTORY_BUDGET_TOKENS", 3000)
 AI_DAILY_LIMIT = env_int("AI_DAILY_LIMIT", 5)
 OFFLINE_TOKEN_DELAY = env_float("OFFLINE_TOKEN_DELAY", 0.03)
 # How often streamed tokens are flushed to the browser, in seconds. Values under 0.01 are
-# raised to 0.01 (chat.streaming.flush_interval); 0 means a frame per token, for the bench
+# raised to 0.01 (chat.coach.broadcast.flush_interval); 0 means a frame per token, for the bench
 # and tests only (~4x the CPU per token).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.04)
 # How often a growing reply is written to the database, in seconds.

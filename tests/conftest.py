@@ -32,8 +32,8 @@ def make_user(db: None) -> Callable[..., object]:
 @pytest.fixture
 def persona(db: None) -> object:
     """The behavioural-interview coach shipped by the data migration."""
+    from chat.coach.personas import PERSONAS
     from chat.models import Persona
-    from chat.persona_data import PERSONAS
 
     # A transaction=True test flushes the tables, data-migration rows included: bring it back.
     data = next(p for p in PERSONAS if p["slug"] == "interview-behavioural")
@@ -70,7 +70,7 @@ def guest(make_user: Callable[..., Any]) -> Any:
 @pytest.fixture
 def room(owner: Any, guest: Any) -> Any:
     """A public room of the owner's that the guest has joined."""
-    from chat import rooms
+    from chat.rooms import services as rooms
 
     room = rooms.room_create(owner=owner, name="Small talk")
     rooms.room_join(user=guest, room=room)

@@ -173,12 +173,12 @@ NOTES = """
 ## What the suite found, and what changed
 
 * **Redis down killed the reply** (F3): a `group_send` error inside the token loop ended the
-  reply as `failed` after a few words. `chat/streaming.py` now publishes through `_publish()`,
-  which logs and carries on; the reply's control group is joined inside its `try` and joined
-  again when the layer comes back.
+  reply as `failed` after a few words. `chat/coach/tasks.py` now publishes through
+  `events.publish_safely()`, which logs and carries on; the reply's control group is joined
+  inside its `try` and joined again when the layer comes back.
 * **SIGTERM left replies `streaming` for ever** (F4): daphne stopped the event loop under the
   reply task. `project/asgi.py` adds a reactor "before shutdown" trigger that awaits
-  `streaming.shutdown()`.
+  `tasks.shutdown()`.
 * **A reconnecting page never learnt that a reply ended** (F3, F4, and
   `tests/e2e/test_reliability.py` in a browser): resync sent only newer seqs, so a page that
   missed the final frame kept the cursor for ever. `static/js/app.js` sends the ids it shows
@@ -707,8 +707,8 @@ def load_coach() -> Any:
     Transactional tests flush the tables, data migrations included, so a later one cannot
     count on the migration's personas still being there.
     """
+    from chat.coach.personas import PERSONAS
     from chat.models import Persona
-    from chat.persona_data import PERSONAS
 
     data = next(p for p in PERSONAS if p["slug"] == "interview-behavioural")
     persona, _created = Persona.objects.update_or_create(slug=data["slug"], defaults=data)

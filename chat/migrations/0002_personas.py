@@ -4,7 +4,7 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from chat.persona_data import PERSONAS
+    from chat.coach.personas import PERSONAS
 
     Persona = apps.get_model("chat", "Persona")
     for data in PERSONAS:

@@ -12,6 +12,6 @@ register = template.Library()
 
 
 @register.simple_tag
-def render_message(message: Message, coach_name: str = "") -> SafeString:
+def render_message(message: Message) -> SafeString:
     """A message through the same partial the socket uses."""
-    return mark_safe(frames.render_message(message, coach_name=coach_name))  # noqa: S308
+    return mark_safe(frames.render_message(message))  # noqa: S308 - the partial escapes

@@ -137,10 +137,11 @@ def test_persona_admin_pages_load(staff_client: Client, persona: Any) -> None:
 def test_conversation_admin_shows_its_messages_inline(
     staff_client: Client, people: dict[str, User], persona: Any
 ) -> None:
-    from chat import services
+    from chat import conversations
+    from chat.practice import services as practice_services
 
-    conversation = services.practice_start(user=people["kim"], persona=persona)
-    services.message_create(
+    conversation = practice_services.practice_start(user=people["kim"], persona=persona)
+    conversations.message_create(
         conversation=conversation, author=people["kim"], content="I once fixed a flaky build."
     )
 

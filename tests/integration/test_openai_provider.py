@@ -11,16 +11,10 @@ import pytest
 import pytest_asyncio
 from django.test import override_settings
 
-from chat.providers import (
-    OpenAIProvider,
-    ProviderConfig,
-    ProviderError,
-    ReplyRequest,
-    ReplyStream,
-    Turn,
-    build_messages,
-    get_provider,
-)
+from chat.coach.contract import ProviderConfig, ProviderError, ReplyRequest, ReplyStream, Turn
+from chat.coach.openai_provider import OpenAIProvider
+from chat.coach.prompts import build_messages
+from chat.coach.providers import get_provider
 from tests.fakes.fake_openai import FakeOpenAIServer, RequestRecord, Script, reply_tokens
 
 MakeProvider = Callable[..., OpenAIProvider]

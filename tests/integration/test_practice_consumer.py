@@ -23,8 +23,10 @@ from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 from django.test import Client
 
-from chat import providers, services, streaming
+from chat import events
+from chat.coach import providers, tasks
 from chat.models import AIUsage, Conversation, Message
+from chat.practice import services as practice_services
 from chat.routing import websocket_urlpatterns
 from tests.fakes.fake_openai import FakeOpenAIServer, Script, reply_tokens
 
@@ -73,9 +75,9 @@ async def replies_end(practice_settings) -> AsyncIterator[None]:
 
 
 async def replies_done(timeout: float = 5) -> None:
-    tasks = [job.task for job in list(streaming.JOBS.values()) if job.task is not None]
-    if tasks:
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
+    running = [job.task for job in list(tasks.JOBS.values()) if job.task is not None]
+    if running:
+        done, pending = await asyncio.wait(running, timeout=timeout)
         assert not pending, "a reply did not end"
 
 
@@ -86,7 +88,7 @@ def learner(make_user):
 
 @pytest.fixture
 def conversation(learner, persona):
-    return services.practice_start(user=learner, persona=persona)
+    return practice_services.practice_start(user=learner, persona=persona)
 
 
 class Page:
@@ -225,7 +227,7 @@ def all_messages(conversation: Conversation) -> list[tuple[str, str, str, str]]:
 
 @database_sync_to_async
 def remaining(user: Any) -> int:
-    from chat import quota
+    from chat.coach import quota
 
     user.refresh_from_db()
     return quota.remaining(user)
@@ -611,7 +613,7 @@ async def test_a_lost_token_frame_makes_the_page_ask_for_a_snapshot_not_skip_tex
 ):
     settings.STREAM_FLUSH_INTERVAL = 0  # a frame per token, as when the run lost frames
     model.script = Script(tokens=60, delay=0.005)
-    publish = streaming._publish
+    publish = events.publish_safely
     lost: list[dict[str, Any]] = []
 
     async def lossy(group: str, event: dict[str, Any]) -> bool:
@@ -620,7 +622,7 @@ async def test_a_lost_token_frame_makes_the_page_ask_for_a_snapshot_not_skip_tex
             return True
         return await publish(group, event)
 
-    monkeypatch.setattr(streaming, "_publish", lossy)
+    monkeypatch.setattr(events, "publish_safely", lossy)
     page = await Page(learner, conversation.pk).open()
     try:
         await page.say("Tell me more.")

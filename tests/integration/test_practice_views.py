@@ -12,8 +12,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from chat import services
+from chat import conversations
+from chat.coach import replies
 from chat.models import Conversation, Message, Persona
+from chat.practice import services as practice_services
+from chat.practice import views
 from tests.fakes.fake_openai import HOSTILE_MARKDOWN
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +42,7 @@ def signed_in(client, learner):
 
 @pytest.fixture
 def conversation(learner, persona):
-    return services.practice_start(user=learner, persona=persona)
+    return practice_services.practice_start(user=learner, persona=persona)
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def add(conversation, n: int) -> None:
     """n more messages, alternating learner and coach."""
     for i in range(n):
         learner_turn = i % 2 == 0
-        services.message_create(
+        conversations.message_create(
             conversation=conversation,
             author=conversation.owner if learner_turn else None,
             role=Message.Role.USER if learner_turn else Message.Role.ASSISTANT,
@@ -150,7 +153,7 @@ def test_with_a_model_configured_there_is_no_offline_banner(signed_in, conversat
 
 
 def test_the_quota_badge_counts_todays_replies(signed_in, learner, conversation):
-    services.exchange_start(
+    replies.exchange_start(
         user=learner, conversation=conversation, text="Hi", ask_ai=True, require_ai=True
     )
 
@@ -160,7 +163,7 @@ def test_the_quota_badge_counts_todays_replies(signed_in, learner, conversation)
 
 
 def test_hostile_markdown_from_the_model_is_shown_as_inert_text(signed_in, conversation):
-    services.message_create(
+    conversations.message_create(
         conversation=conversation, author=None, role="assistant", content=HOSTILE_MARKDOWN
     )
 
@@ -177,7 +180,7 @@ def test_hostile_markdown_from_the_model_is_shown_as_inert_text(signed_in, conve
 
 
 def test_a_reply_still_streaming_is_shown_as_escaped_plain_text(signed_in, conversation):
-    services.message_create(
+    conversations.message_create(
         conversation=conversation,
         author=None,
         role="assistant",
@@ -259,12 +262,13 @@ def test_rename_with_htmx_returns_just_the_title(signed_in, conversation):
 def test_a_rename_racing_with_a_new_reply_keeps_the_message_sequence(
     signed_in, learner, conversation, monkeypatch
 ):
-    from chat import views
 
     class RacingForm(views.RenameForm):
         def is_valid(self) -> bool:
             # A reply is stored while the rename is on its way: the view's copy is stale now.
-            services.message_create(conversation=self.instance, author=None, content="meanwhile")
+            conversations.message_create(
+                conversation=self.instance, author=None, content="meanwhile"
+            )
             return super().is_valid()
 
     monkeypatch.setattr(views, "RenameForm", RacingForm)
@@ -273,7 +277,7 @@ def test_a_rename_racing_with_a_new_reply_keeps_the_message_sequence(
 
     conversation.refresh_from_db()
     assert (conversation.title, conversation.last_seq) == ("Renamed", 2)
-    nxt = services.message_create(conversation=conversation, author=learner, content="next")
+    nxt = conversations.message_create(conversation=conversation, author=learner, content="next")
     assert nxt.seq == 3
 
 
@@ -312,10 +316,10 @@ def test_delete_asks_first_and_deletes_only_on_post(signed_in, conversation):
 
 @pytest.fixture
 def two(learner, persona):
-    first = services.practice_start(user=learner, persona=persona)
+    first = practice_services.practice_start(user=learner, persona=persona)
     Conversation.objects.filter(pk=first.pk).update(title="Behavioural round")
-    services.message_create(conversation=first, author=learner, content="I love kimchi stew")
-    second = services.practice_start(user=learner, persona=persona)
+    conversations.message_create(conversation=first, author=learner, content="I love kimchi stew")
+    second = practice_services.practice_start(user=learner, persona=persona)
     Conversation.objects.filter(pk=second.pk).update(title="Salary talk")
     return first, second
 
@@ -325,7 +329,7 @@ def titles(html: str) -> list[str]:
 
 
 def test_home_lists_only_my_conversations_newest_first(signed_in, two, make_user, persona):
-    services.practice_start(user=make_user(), persona=persona)
+    practice_services.practice_start(user=make_user(), persona=persona)
 
     html = signed_in.get(reverse("home")).content.decode()
 
@@ -362,8 +366,8 @@ def test_search_as_you_type_returns_only_the_list(signed_in, two):
 
 def test_someone_elses_messages_are_not_searched(signed_in, two, make_user, persona):
     other = make_user()
-    theirs = services.practice_start(user=other, persona=persona)
-    services.message_create(conversation=theirs, author=other, content="kimchi secrets")
+    theirs = practice_services.practice_start(user=other, persona=persona)
+    conversations.message_create(conversation=theirs, author=other, content="kimchi secrets")
 
     html = signed_in.get(reverse("home"), {"q": "secrets"}).content.decode()
 
@@ -445,9 +449,9 @@ def queries_for(client, url: str, **params: object) -> int:
 def test_the_page_and_older_pages_cost_the_same_queries_for_10_or_200_messages(
     signed_in, learner, persona, django_assert_num_queries
 ):
-    small = services.practice_start(user=learner, persona=persona)
+    small = practice_services.practice_start(user=learner, persona=persona)
     add(small, 9)
-    large = services.practice_start(user=learner, persona=persona)
+    large = practice_services.practice_start(user=learner, persona=persona)
     add(large, 199)
     older = "older-messages"
 

@@ -29,9 +29,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
-from chat import frames, quota, services, streaming
+from chat import conversations, events, frames
+from chat.coach import quota, tasks
+from chat.coach.contract import ERROR_MESSAGES
 from chat.models import AIUsage, Conversation, Membership, Message
-from chat.providers import ERROR_MESSAGES
+from chat.practice import services as practice_services
 from project.asgi import application
 from tests import reliability_report as report
 from tests.fakes.fake_openai import Script, reply_tokens
@@ -70,7 +72,7 @@ def coach(db: None) -> Any:
 def person(make_user: Any, coach: Any) -> Any:
     def make(nickname: str) -> Person:
         user = make_user(nickname=nickname)
-        conv = services.practice_start(user=user, persona=coach)
+        conv = practice_services.practice_start(user=user, persona=coach)
         return Person(user, conv, session_cookie(user))
 
     return make
@@ -125,9 +127,9 @@ async def reload_page(person: Person) -> Page:
 async def wait_idle(timeout: float = 15.0) -> None:
     """Every reply task of this process has finished."""
     deadline = time.monotonic() + timeout
-    while streaming.JOBS and time.monotonic() < deadline:
+    while tasks.JOBS and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-    assert not streaming.JOBS, f"reply tasks still running: {list(streaming.JOBS)}"
+    assert not tasks.JOBS, f"reply tasks still running: {list(tasks.JOBS)}"
 
 
 # --------------------------------------------------------------------------- F1
@@ -180,7 +182,7 @@ async def test_f1_browser_closes_mid_reply_ten_times(ai: Any, alice: Person, bob
         assert all(u.refunded is False and u.outcome == "complete" for u in usage)
         assert len(records) == 10
         assert all(r.completed and not r.client_disconnected for r in records)
-        assert not streaming.JOBS
+        assert not tasks.JOBS
         assert_page_matches_db(final.page, messages)
         assert_page_matches_db(reloaded, messages)
         row.bystander = await bystander_ok(bystander, bob, [alice])
@@ -662,7 +664,7 @@ async def test_f5_sqlite_locked_by_another_writer(
         # No checkpoint saves queue up: Alice's send goes first, Bob's final write next.
         settings.STREAM_SAVE_INTERVAL = 30
     retries = Retries()
-    logging.getLogger("chat.streaming").addHandler(retries)
+    logging.getLogger("chat.coach.tasks").addHandler(retries)
     options = connection.settings_dict["OPTIONS"]
     saved = options.get("timeout")
     options["timeout"] = busy_timeout  # shared by the connections the consumers open
@@ -739,7 +741,7 @@ async def test_f5_sqlite_locked_by_another_writer(
             assert_page_matches_db(page.page, messages)
             assert_page_matches_db(bystander.page, bob_messages)
     finally:
-        logging.getLogger("chat.streaming").removeHandler(retries)
+        logging.getLogger("chat.coach.tasks").removeHandler(retries)
         options["timeout"] = saved
         await db(lambda: connection.close())()
         await page.close()
@@ -785,7 +787,7 @@ def room(make_user: Any) -> list[Member]:
 
 def post_burst(room: Any, author: Any, n: int) -> list[Message]:
     return [
-        services.message_create(conversation=room, author=author, content=f"Burst message {i}")
+        conversations.message_create(conversation=room, author=author, content=f"Burst message {i}")
         for i in range(n)
     ]
 
@@ -819,12 +821,12 @@ async def test_f6a_member_channel_over_capacity(settings: Any, room: list[Member
     ) as row:
         burst = await db(post_burst)(alice.room, alice.user, 20)
         layer = get_channel_layer()
-        group = services.conv_group(alice.room.pk)
+        group = events.conv_group(alice.room.pk)
         # All at once, as when many people post in the same instant: every send lands
         # before any consumer gets to read its channel.
         await asyncio.gather(
             *(
-                layer.group_send(group, services.frame_event(frames.message_appended(m), seq=m.seq))
+                layer.group_send(group, events.frame(frames.message_appended(m), seq=m.seq))
                 for m in burst
             )
         )

@@ -15,8 +15,10 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat import providers, quota, services, streaming
+from chat import events
+from chat.coach import providers, quota, replies, tasks
 from chat.models import AIUsage, Message
+from chat.practice import services as practice_services
 from tests.fakes.fake_openai import FakeOpenAIServer, Script, reply_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -40,9 +42,9 @@ def model(settings, fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
 @pytest_asyncio.fixture(autouse=True)
 async def replies_end(model) -> AsyncIterator[None]:
     yield
-    tasks = [job.task for job in list(streaming.JOBS.values()) if job.task is not None]
-    if tasks:
-        _done, pending = await asyncio.wait(tasks, timeout=5)
+    running = [job.task for job in list(tasks.JOBS.values()) if job.task is not None]
+    if running:
+        _done, pending = await asyncio.wait(running, timeout=5)
         assert not pending, "a reply did not end"
     await providers.get_provider().aclose()
 
@@ -54,14 +56,14 @@ def learner(make_user):
 
 @pytest.fixture
 def conversation(learner, persona):
-    return services.practice_start(user=learner, persona=persona)
+    return practice_services.practice_start(user=learner, persona=persona)
 
 
 class Listener:
     """A socket's view of the conversation group: every event, in order."""
 
     def __init__(self, conversation_id: Any) -> None:
-        self.group = services.conv_group(conversation_id)
+        self.group = events.conv_group(conversation_id)
         self.events: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> Listener:
@@ -83,24 +85,21 @@ class Listener:
                     return event
 
 
-async def start(learner, conversation, text: str = "My answer.") -> streaming.ReplyJob:
-    exchange = await database_sync_to_async(services.exchange_start)(
+async def start(learner, conversation, text: str = "My answer.") -> tasks.ReplyJob:
+    exchange = await database_sync_to_async(replies.exchange_start)(
         user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
     )
-    job = streaming.ReplyJob(
+    job = tasks.ReplyJob(
         message=exchange.reply,
-        conversation_id=conversation.pk,
         user_id=learner.pk,
         usage_id=exchange.usage_id,
         request=exchange.request,
-        coach_name="Coach",
     )
-    job.announced.set()
-    streaming.start_reply(job)
+    tasks.start_reply(job)
     return job
 
 
-async def ended(job: streaming.ReplyJob) -> Message:
+async def ended(job: tasks.ReplyJob) -> Message:
     assert job.task is not None
     await asyncio.wait_for(asyncio.shield(job.task), timeout=5)
     return await database_sync_to_async(Message.objects.get)(pk=job.message.pk)
@@ -115,8 +114,8 @@ async def test_stop_through_the_control_group_reaches_a_reply_in_another_process
         await page.until("stream")
 
         # What another process's request_stop() sends: this process holds the reply.
-        await services.publish(
-            services.ctl_group(conversation.pk),
+        await events.publish(
+            events.ctl_group(conversation.pk),
             {"type": "reply.stop", "message_id": str(job.message.pk)},
         )
         final = await page.until("final")
@@ -135,10 +134,10 @@ async def test_a_second_stop_while_the_reply_stores_its_end_does_not_lose_the_en
         job = await start(learner, conversation)
         await page.until("stream")
 
-        assert streaming.stop_local(job.message.pk)
+        assert tasks.stop_local(job.message.pk)
         while not job.finishing:  # the first stop is being handled
             await asyncio.sleep(0.001)
-        streaming.stop_local(job.message.pk)  # a second click, or a second tab
+        tasks.stop_local(job.message.pk)  # a second click, or a second tab
         final = await page.until("final")
 
     reply = await ended(job)
@@ -155,9 +154,9 @@ async def test_a_snapshot_request_sends_the_whole_text_so_far(model, learner, co
         await page.until("stream")
         await page.until("stream")
 
-        await streaming.request_snapshot(conversation.pk)
+        await tasks.request_snapshot(conversation.pk, page.channel)
         snapshot = await page.until("snapshot")
-        streaming.stop_local(job.message.pk)
+        tasks.stop_local(job.message.pk)
         await page.until("final")
 
     streamed = "".join(
@@ -180,7 +179,7 @@ async def test_token_frames_are_numbered_and_a_snapshot_carries_the_last_number(
         job = await start(learner, conversation)
         for _ in range(3):
             await page.until("stream")
-        await streaming.request_snapshot(conversation.pk)
+        await tasks.request_snapshot(conversation.pk, page.channel)
         await page.until("final")
 
     reply = await ended(job)
@@ -211,7 +210,7 @@ async def test_a_crash_in_the_pipeline_ends_the_reply_failed_and_refunded(
         def stream(self, request):
             raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(streaming, "get_provider", lambda: Broken())
+    monkeypatch.setattr(tasks, "get_provider", lambda: Broken())
     async with Listener(conversation.pk) as page:
         job = await start(learner, conversation)
         final = await page.until("final")

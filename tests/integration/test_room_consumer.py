@@ -14,8 +14,11 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 
-from chat import frames, rooms, services, streaming
+from chat import conversations, events, frames
+from chat.coach import tasks
 from chat.models import AIUsage, Message
+from chat.rooms import selectors as room_selectors
+from chat.rooms import services as rooms
 from chat.routing import websocket_urlpatterns
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -108,12 +111,13 @@ async def test_non_member_of_a_public_room_is_4403(room, make_user):
     assert await refused_with(outsider, room.pk) == 4403
 
 
-async def test_non_member_of_a_private_room_is_4403(owner, make_user):
+async def test_non_member_of_a_private_room_is_4404_like_no_room(owner, make_user):
     outsider = await database_sync_to_async(make_user)()
     private = await database_sync_to_async(rooms.room_create)(
         owner=owner, name="Secret", is_public=False
     )
-    assert await refused_with(outsider, private.pk) == 4403
+    # Its existence is not revealed: the same code as an unknown id.
+    assert await refused_with(outsider, private.pk) == 4404
 
 
 async def test_unknown_room_is_4404(guest):
@@ -272,25 +276,25 @@ async def test_a_lost_frame_is_filled_from_the_database_in_order(room, owner, gu
     lee = await Page(guest, room.pk).open()
     # Two messages whose frames never arrive (a full channel drops them), then a third that does.
     lost = [
-        await database_sync_to_async(services.message_create)(
+        await database_sync_to_async(conversations.message_create)(
             conversation=room, author=owner, content=f"lost {n}"
         )
         for n in range(2)
     ]
-    third = await database_sync_to_async(services.message_create)(
+    third = await database_sync_to_async(conversations.message_create)(
         conversation=room, author=owner, content="arrives"
     )
-    await services.publish(
-        services.conv_group(room.pk),
-        services.frame_event(frames.message_appended(third), seq=third.seq),
+    await events.publish(
+        events.conv_group(room.pk),
+        events.frame(frames.message_appended(third), seq=third.seq),
     )
     filled = await lee.next()
     assert seqs(filled) == [m.seq for m in lost]
     assert seqs(await lee.next()) == [third.seq]
     # The lost frames turning up late are not shown twice.
-    await services.publish(
-        services.conv_group(room.pk),
-        services.frame_event(frames.message_appended(lost[1]), seq=lost[1].seq),
+    await events.publish(
+        events.conv_group(room.pk),
+        events.frame(frames.message_appended(lost[1]), seq=lost[1].seq),
     )
     assert await lee.quiet()
     await lee.close()
@@ -332,7 +336,7 @@ async def test_closing_the_page_marks_what_it_saw_as_read(room, owner, guest):
     await kim.send(action="send", message="read me")
     await lee.until("read me")
     await lee.close()
-    listed = await database_sync_to_async(lambda: rooms.rooms_for(guest).get(pk=room.pk))()
+    listed = await database_sync_to_async(lambda: room_selectors.rooms_for(guest).get(pk=room.pk))()
     assert listed.unread == 0
     await kim.close()
 
@@ -341,7 +345,7 @@ async def test_closing_the_page_marks_what_it_saw_as_read(room, owner, guest):
 
 
 async def _wait_for_replies() -> None:
-    for task in [job.task for job in list(streaming.JOBS.values()) if job.task]:
+    for task in [job.task for job in list(tasks.JOBS.values()) if job.task]:
         await asyncio.wait_for(task, 5)
 
 

@@ -16,8 +16,10 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
 
-from chat import frames, live, rooms, services
+from chat import events, frames
+from chat.live import presence
 from chat.models import Connection
+from chat.rooms import services as rooms
 from chat.routing import websocket_urlpatterns
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -41,8 +43,8 @@ def presence_settings(settings):
 async def flushes_finish():
     """Let the flushes the test scheduled (closing pages schedule some) end inside it."""
     yield
-    if live._presence_flushes:
-        await asyncio.wait(set(live._presence_flushes), timeout=INTERVAL + SLACK)
+    if presence._presence_flushes:
+        await asyncio.wait(set(presence._presence_flushes), timeout=INTERVAL + SLACK)
 
 
 def listed(html: str) -> set[int]:
@@ -192,8 +194,8 @@ async def test_a_heartbeat_rejoins_groups_the_layer_dropped(room, owner, guest):
     layer = get_channel_layer()
     channel = await lee.channel_name()
     # What the layer does to a channel whose queue held expired messages.
-    await layer.group_discard(services.conv_group(room.pk), channel)
-    await layer.group_discard(services.user_group(guest.pk), channel)
+    await layer.group_discard(events.conv_group(room.pk), channel)
+    await layer.group_discard(events.user_group(guest.pk), channel)
 
     await kim.send(action="send", message="while Lee was dropped")
     await kim.until("while Lee was dropped")
@@ -211,7 +213,7 @@ async def test_a_heartbeat_rejoins_groups_the_layer_dropped(room, owner, guest):
     seen = "".join(html for _at, html in lee.seen)
     assert seen.index("while Lee was dropped") < seen.index("after the heartbeat")
     marker = '<div id="notice" hx-swap-oob="true">for Lee only</div>'
-    await services.publish(services.user_group(guest.pk), services.frame_event(marker))
+    await events.publish(events.user_group(guest.pk), events.frame(marker))
     assert await lee.until("for Lee only") == marker
     await lee.close()
     await kim.close()

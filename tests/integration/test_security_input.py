@@ -27,8 +27,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from accounts.gateway import build_headers
-from chat import frames, services
+from chat import frames
 from chat.models import Connection, Conversation, Membership, Message
+from chat.practice import services as practice_services
 from project.asgi import application
 from tests import reliability_report as report
 from tests.fakes.fake_openai import HOSTILE_MARKDOWN, Script
@@ -110,7 +111,7 @@ def coach(db: None) -> Any:
 def person(make_user: Any, coach: Any) -> Any:
     def make(nickname: str, **fields: Any) -> Person:
         user = make_user(nickname=nickname, **fields)
-        conv = services.practice_start(user=user, persona=coach)
+        conv = practice_services.practice_start(user=user, persona=coach)
         return Person(user, conv, session_cookie(user))
 
     return make
@@ -210,11 +211,11 @@ async def test_h1_handshakes(
         missing = await handshake(f"/ws/chat/{uuid.uuid4()}/", stranger.headers)
         codes = (in_room.close_code, practice.close_code, missing.close_code)
         row.set(
-            result=f"room {codes[0]}, someone's practice {codes[1]} (not revealed), "
+            result=f"private room {codes[0]}, someone's practice {codes[1]} (neither revealed), "
             f"unknown {codes[2]}; no frame of theirs sent",
             sent=0,
         )
-        assert codes == (4403, 4404, 4404)
+        assert codes == (4404, 4404, 4404)
         assert not in_room.page.messages and not practice.page.messages
         row.bystander = await bystander_ok(bystander, bob, [alice])
 

@@ -37,7 +37,7 @@ SETUP = """
 import json
 from django.test import Client
 from accounts.models import User
-from chat import rooms
+from chat.rooms import services as rooms
 
 def cookie(user):
     client = Client()

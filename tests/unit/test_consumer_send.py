@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chat.consumers import ChatConsumer, PageGone
+from chat.live.consumer import ChatConsumer, PageGoneError
 
 
 @pytest.mark.asyncio
@@ -16,7 +16,7 @@ async def test_a_send_to_a_page_that_closed_is_dropped_quietly() -> None:
 
     async def gone(message: dict[str, Any]) -> None:
         sent.append(message)
-        raise PageGone("Attempt to send on a closed protocol")
+        raise PageGoneError("Attempt to send on a closed protocol")
 
     consumer.base_send = gone
     consumer.channel_name = "test.gone"

@@ -16,7 +16,8 @@ import httpx2
 import openai
 import pytest
 
-from chat.providers import OpenAIProvider, ProviderConfig, ProviderError, ReplyRequest, Turn
+from chat.coach.contract import ProviderConfig, ProviderError, ReplyRequest, Turn
+from chat.coach.openai_provider import OpenAIProvider
 
 Body = Callable[[], AsyncIterator[bytes]]
 

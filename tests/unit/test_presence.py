@@ -10,8 +10,10 @@ import pytest
 from django.core.cache import cache
 from django.utils.html import format_html_join
 
-from chat import frames, live, rooms
+from chat import frames
+from chat.live import presence
 from chat.models import Connection
+from chat.rooms import services as rooms
 
 pytestmark = pytest.mark.django_db
 
@@ -53,72 +55,72 @@ def presence_settings(request, settings):
 
 
 def test_first_change_in_a_quiet_room_flushes_at_once(room):
-    assert live.presence_changed(room.pk, now=100.0) == 0.0
+    assert presence.presence_changed(room.pk, now=100.0) == 0.0
 
 
 def test_changes_while_a_flush_is_due_ride_on_it(room):
-    assert live.presence_changed(room.pk, now=100.0) == 0.0
-    assert live.presence_changed(room.pk, now=100.01) is None
-    assert live.presence_changed(room.pk, now=100.5) is None
+    assert presence.presence_changed(room.pk, now=100.0) == 0.0
+    assert presence.presence_changed(room.pk, now=100.01) is None
+    assert presence.presence_changed(room.pk, now=100.5) is None
 
 
 def test_a_change_just_after_a_flush_goes_out_at_the_end_of_the_window(room):
-    live.presence_changed(room.pk, now=100.0)
-    live.presence_flush(room, now=100.0)
+    presence.presence_changed(room.pk, now=100.0)
+    presence.presence_flush(room, now=100.0)
     # The trailing edge: not lost, not sent before the window is over.
-    assert live.presence_changed(room.pk, now=100.1) == pytest.approx(INTERVAL - 0.1)
-    assert live.presence_changed(room.pk, now=100.2) is None
+    assert presence.presence_changed(room.pk, now=100.1) == pytest.approx(INTERVAL - 0.1)
+    assert presence.presence_changed(room.pk, now=100.2) is None
 
 
 def test_a_change_long_after_the_last_flush_goes_out_at_once(room):
-    live.presence_changed(room.pk, now=100.0)
-    live.presence_flush(room, now=100.0)
-    assert live.presence_changed(room.pk, now=105.0) == 0.0
+    presence.presence_changed(room.pk, now=100.0)
+    presence.presence_flush(room, now=100.0)
+    assert presence.presence_changed(room.pk, now=105.0) == 0.0
 
 
 def test_rooms_are_coalesced_separately(room, owner):
     other = rooms.room_create(owner=owner, name="Other")
-    assert live.presence_changed(room.pk, now=100.0) == 0.0
-    assert live.presence_changed(other.pk, now=100.0) == 0.0
+    assert presence.presence_changed(room.pk, now=100.0) == 0.0
+    assert presence.presence_changed(other.pk, now=100.0) == 0.0
 
 
 def test_flush_reports_a_change_only_when_the_list_differs(room, owner, guest):
-    live.connection_open(owner, room, "page-kim")
-    members, changed = live.presence_flush(room, now=100.0)
+    presence.connection_open(owner, room, "page-kim")
+    members, changed = presence.presence_flush(room, now=100.0)
     assert changed
     assert members == [(owner.pk, "Owner Kim")]
 
-    live.connection_open(owner, room, "page-kim-2")  # a second tab: same list
-    assert live.presence_flush(room, now=102.0) == ([(owner.pk, "Owner Kim")], False)
+    presence.connection_open(owner, room, "page-kim-2")  # a second tab: same list
+    assert presence.presence_flush(room, now=102.0) == ([(owner.pk, "Owner Kim")], False)
 
-    live.connection_open(guest, room, "page-lee")
-    members, changed = live.presence_flush(room, now=104.0)
+    presence.connection_open(guest, room, "page-lee")
+    members, changed = presence.presence_flush(room, now=104.0)
     assert changed
     assert members == [(guest.pk, "Guest Lee"), (owner.pk, "Owner Kim")]
 
     guest.nickname = "Guest Lee Jr"
     guest.save(update_fields=["nickname"])
-    assert live.presence_flush(room, now=106.0)[1]
+    assert presence.presence_flush(room, now=106.0)[1]
 
-    live.connection_close("page-lee")
-    members, changed = live.presence_flush(room, now=108.0)
+    presence.connection_close("page-lee")
+    members, changed = presence.presence_flush(room, now=108.0)
     assert changed
     assert members == [(owner.pk, "Owner Kim")]
 
 
 def test_a_flush_releases_the_window_for_the_next_change(room, owner):
-    assert live.presence_changed(room.pk, now=100.0) == 0.0
-    live.connection_open(owner, room, "page-kim")
-    live.presence_flush(room, now=100.0)
+    assert presence.presence_changed(room.pk, now=100.0) == 0.0
+    presence.connection_open(owner, room, "page-kim")
+    presence.presence_flush(room, now=100.0)
     assert Connection.objects.count() == 1
     # Without the release this change would wait for a flush nobody scheduled.
-    assert live.presence_changed(room.pk, now=100.3) == pytest.approx(INTERVAL - 0.3)
+    assert presence.presence_changed(room.pk, now=100.3) == pytest.approx(INTERVAL - 0.3)
 
 
 def test_a_join_storm_is_announced_once_per_interval_and_ends_with_everyone(room, monkeypatch):
     """1,000 joins in 10 s (time injected, flushes run when due): ~11 frames, the last one whole."""
     online: list[tuple[int, str]] = []
-    monkeypatch.setattr(live, "online_members", lambda conversation: list(online))
+    monkeypatch.setattr(presence, "online_members", lambda conversation: list(online))
     joins = [(i * 0.01, (i, f"member {i:04d}")) for i in range(1000)]
     due: list[float] = []  # flush times scheduled by whoever owned the window
     shown: list[tuple[float, list[tuple[int, str]]]] = []
@@ -126,14 +128,14 @@ def test_a_join_storm_is_announced_once_per_interval_and_ends_with_everyone(room
     def flush_due(until: float) -> None:
         while due and due[0] <= until:
             at = heapq.heappop(due)
-            members, changed = live.presence_flush(room, now=at)
+            members, changed = presence.presence_flush(room, now=at)
             if changed:
                 shown.append((at, members))
 
     for at, member in joins:
         flush_due(at)
         online.append(member)
-        delay = live.presence_changed(room.pk, now=at)
+        delay = presence.presence_changed(room.pk, now=at)
         if delay is not None:
             heapq.heappush(due, at + delay)
     flush_due(float("inf"))

@@ -8,19 +8,11 @@ import time
 import pytest
 from django.test import override_settings
 
-from chat.providers import (
-    OfflineProvider,
-    OpenAIProvider,
-    ProviderConfig,
-    ProviderError,
-    ReplyRequest,
-    Turn,
-    build_messages,
-    estimate_tokens,
-    fit_history,
-    get_provider,
-    offline_reply,
-)
+from chat.coach.contract import ProviderConfig, ProviderError, ReplyRequest, Turn
+from chat.coach.offline import OfflineProvider, offline_reply
+from chat.coach.openai_provider import OpenAIProvider
+from chat.coach.prompts import build_messages, estimate_tokens, fit_history
+from chat.coach.providers import get_provider
 
 BANK = ["Tell me about yourself.", "Why this company?", "Describe a conflict you solved."]
 LONG_ANSWER = (

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.db import connections, transaction
 
-from chat import quota
+from chat.coach import quota
 from chat.models import AIUsage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,11 +212,11 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
 import django
 django.setup()
 from django.db import connection, connections, transaction
-from chat import quota
 
 connection.creation.create_test_db(verbosity=0, autoclobber=True)
 try:
     from accounts.models import User
+    from chat.coach import quota
     from chat.models import AIUsage
     user = User.objects.create_user(email="racer@example.com", password="x", daily_ai_limit=1)
     count = quota.used_today

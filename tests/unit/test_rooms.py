@@ -9,8 +9,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from chat import live, rooms, services
+from chat import conversations, events
+from chat.live import delivery, presence
 from chat.models import Membership, Message
+from chat.rooms import selectors as room_selectors
+from chat.rooms import services as rooms
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +69,7 @@ def test_joining_twice_changes_nothing(guest, room):
 
 
 def test_join_notice_is_sent_once_committed(guest, room, django_capture_on_commit_callbacks):
-    listener = Listener(services.conv_group(room.pk))
+    listener = Listener(events.conv_group(room.pk))
     with django_capture_on_commit_callbacks(execute=True):
         rooms.room_join(user=guest, room=room)
         assert listener.events() == []  # nothing before the commit
@@ -80,7 +83,7 @@ def test_join_notice_is_sent_once_committed(guest, room, django_capture_on_commi
 
 
 def test_a_rolled_back_join_sends_nothing(guest, room, django_capture_on_commit_callbacks):
-    listener = Listener(services.conv_group(room.pk))
+    listener = Listener(events.conv_group(room.pk))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         try:
             with transaction.atomic():
@@ -97,8 +100,8 @@ def test_leaving_notices_the_room_and_closes_my_pages(
     guest, room, django_capture_on_commit_callbacks
 ):
     rooms.room_join(user=guest, room=room)
-    room_listener = Listener(services.conv_group(room.pk))
-    my_pages = Listener(services.user_group(guest.pk))
+    room_listener = Listener(events.conv_group(room.pk))
+    my_pages = Listener(events.user_group(guest.pk))
     with django_capture_on_commit_callbacks(execute=True):
         assert rooms.room_leave(user=guest, room=room)
     (notice,) = room_listener.events()
@@ -110,13 +113,13 @@ def test_leaving_notices_the_room_and_closes_my_pages(
 
 
 def test_the_owner_cannot_leave(owner, room):
-    with pytest.raises(rooms.OwnerCannotLeave):
+    with pytest.raises(rooms.OwnerCannotLeaveError):
         rooms.room_leave(user=owner, room=room)
 
 
 def test_removing_a_member_closes_their_pages(guest, room, django_capture_on_commit_callbacks):
     rooms.room_join(user=guest, room=room)
-    their_pages = Listener(services.user_group(guest.pk))
+    their_pages = Listener(events.user_group(guest.pk))
     with django_capture_on_commit_callbacks(execute=True):
         assert rooms.room_remove_member(room=room, user_id=guest.pk)
     assert [e["type"] for e in their_pages.events()] == ["access.revoked"]
@@ -125,7 +128,7 @@ def test_removing_a_member_closes_their_pages(guest, room, django_capture_on_com
 
 
 def test_deleting_closes_every_page(room, django_capture_on_commit_callbacks):
-    listener = Listener(services.conv_group(room.pk))
+    listener = Listener(events.conv_group(room.pk))
     hex_id = room.pk.hex
     with django_capture_on_commit_callbacks(execute=True):
         rooms.room_delete(room=room)
@@ -133,7 +136,7 @@ def test_deleting_closes_every_page(room, django_capture_on_commit_callbacks):
 
 
 def test_rename_updates_open_pages(room, django_capture_on_commit_callbacks):
-    listener = Listener(services.conv_group(room.pk))
+    listener = Listener(events.conv_group(room.pk))
     with django_capture_on_commit_callbacks(execute=True):
         rooms.room_rename(room=room, name="Big <b>talk</b>", topic="news")
     (event,) = listener.events()
@@ -145,8 +148,8 @@ def test_rename_updates_open_pages(room, django_capture_on_commit_callbacks):
 def test_regenerated_invite_is_new(room):
     old = room.invite_code
     assert rooms.room_regenerate_invite(room=room) != old
-    assert rooms.room_by_invite(old) is None
-    assert rooms.room_by_invite(room.invite_code) == room
+    assert room_selectors.room_by_invite(old) is None
+    assert room_selectors.room_by_invite(room.invite_code) == room
 
 
 def test_room_list_counts_members_and_unread_in_one_query(
@@ -154,15 +157,15 @@ def test_room_list_counts_members_and_unread_in_one_query(
 ):
     joined = rooms.room_create(owner=owner, name="Joined")
     rooms.room_join(user=guest, room=joined)
-    services.message_create(conversation=joined, author=owner, content="one")
-    services.message_create(conversation=joined, author=owner, content="two")
+    conversations.message_create(conversation=joined, author=owner, content="one")
+    conversations.message_create(conversation=joined, author=owner, content="two")
     other = rooms.room_create(owner=owner, name="Not joined")
-    services.message_create(conversation=other, author=owner, content="hello")
+    conversations.message_create(conversation=other, author=owner, content="hello")
     rooms.room_create(owner=make_user(), name="Someone's private", is_public=False)
     mine_private = rooms.room_create(owner=guest, name="My private", is_public=False)
 
     with django_assert_num_queries(1):
-        listed = {r.title: r for r in rooms.rooms_for(guest)}
+        listed = {r.title: r for r in room_selectors.rooms_for(guest)}
 
     assert set(listed) == {"Joined", "Not joined", "My private"}
     assert (listed["Joined"].members, listed["Joined"].is_member, listed["Joined"].unread) == (
@@ -172,24 +175,31 @@ def test_room_list_counts_members_and_unread_in_one_query(
     )
     assert (listed["Not joined"].is_member, listed["Not joined"].unread) == (False, 0)
     assert listed["My private"].unread == 0
-    live.mark_read(guest, joined, joined.messages.last().seq)
-    assert rooms.rooms_for(guest).get(pk=joined.pk).unread == 0
-    assert mine_private.pk in {r.pk for r in rooms.rooms_for(guest)}
+    delivery.mark_read(guest, joined, joined.messages.last().seq)
+    assert room_selectors.rooms_for(guest).get(pk=joined.pk).unread == 0
+    assert mine_private.pk in {r.pk for r in room_selectors.rooms_for(guest)}
 
 
 def test_private_room_is_hidden_from_outsiders(guest, owner):
     private = rooms.room_create(owner=owner, name="Secret", is_public=False)
-    assert rooms.room_for(guest, private.pk) == (None, None)
+    assert conversations.conversation_for(guest, private.pk) is None
+    assert conversations.conversation_for(guest, private.pk, require_member=True) is None
     rooms.room_join(user=guest, room=private)
-    found, membership = rooms.room_for(guest, private.pk)
-    assert found == private
-    assert membership.user == guest
+    assert conversations.conversation_for(guest, private.pk, require_member=True) == private
+    assert room_selectors.membership_of(guest, private).user == guest
+
+
+def test_a_public_room_is_visible_but_the_socket_needs_membership(guest, owner):
+    public = rooms.room_create(owner=owner, name="Open")
+    assert conversations.conversation_for(guest, public.pk) == public
+    with pytest.raises(conversations.NotAMemberError):
+        conversations.conversation_for(guest, public.pk, require_member=True)
 
 
 def test_a_room_open_in_a_page_has_nothing_unread(owner, guest, room):
     rooms.room_join(user=guest, room=room)
-    services.message_create(conversation=room, author=owner, content="seen live")
-    assert rooms.rooms_for(guest).get(pk=room.pk).unread == 1
+    conversations.message_create(conversation=room, author=owner, content="seen live")
+    assert room_selectors.rooms_for(guest).get(pk=room.pk).unread == 1
     # The page that showed it is still open (its socket closes after the next page loaded).
-    live.connection_open(guest, room, "page-1")
-    assert rooms.rooms_for(guest).get(pk=room.pk).unread == 0
+    presence.connection_open(guest, room, "page-1")
+    assert room_selectors.rooms_for(guest).get(pk=room.pk).unread == 0

@@ -7,8 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from chat import rooms, services
+from chat import conversations
 from chat.models import Conversation, Membership, Message
+from chat.rooms import services as rooms
 
 pytestmark = pytest.mark.django_db
 
@@ -225,7 +226,7 @@ def test_conversation_url_of_a_room_redirects_to_the_room(client, owner, public_
 
 def _fill(room, author, count):
     for n in range(count):
-        services.message_create(conversation=room, author=author, content=f"message {n}")
+        conversations.message_create(conversation=room, author=author, content=f"message {n}")
 
 
 def test_load_older_is_the_same_number_of_queries_for_any_page(client, owner, public_room):

@@ -11,8 +11,12 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from chat import exports, quota, services
+from chat import conversations
+from chat.coach import quota, replies
+from chat.live import delivery
 from chat.models import AIUsage, Conversation, Membership, Message
+from chat.practice import exports
+from chat.practice import services as practice_services
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +33,17 @@ def learner(make_user):
 
 @pytest.fixture
 def conversation(learner, persona):
-    return services.practice_start(user=learner, persona=persona)
+    return practice_services.practice_start(user=learner, persona=persona)
 
 
-def send(learner, conversation, text="I led a team of four.") -> services.Exchange:
-    return services.exchange_start(
+def send(learner, conversation, text="I led a team of four.") -> replies.Exchange:
+    return replies.exchange_start(
         user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
     )
 
 
-def finish(exchange: services.Exchange, status: str, content: str = "Partial", error: str = ""):
-    return services.reply_finish(
+def finish(exchange: replies.Exchange, status: str, content: str = "Partial", error: str = ""):
+    return replies.reply_finish(
         message_id=exchange.reply.pk,
         content=content,
         status=status,
@@ -50,7 +54,7 @@ def finish(exchange: services.Exchange, status: str, content: str = "Partial", e
 
 
 def test_practice_starts_with_the_coachs_opening_line(learner, persona):
-    conversation = services.practice_start(user=learner, persona=persona)
+    conversation = practice_services.practice_start(user=learner, persona=persona)
 
     (opening,) = conversation.messages.all()
     assert conversation.kind == Conversation.Kind.PRACTICE
@@ -64,7 +68,7 @@ def test_practice_starts_with_the_coachs_opening_line(learner, persona):
 
 def test_message_seq_increments_without_gaps(learner, conversation):
     for i in range(5):
-        services.message_create(conversation=conversation, author=learner, content=f"m{i}")
+        conversations.message_create(conversation=conversation, author=learner, content=f"m{i}")
 
     seqs = list(conversation.messages.values_list("seq", flat=True))
     conversation.refresh_from_db()
@@ -73,16 +77,16 @@ def test_message_seq_increments_without_gaps(learner, conversation):
 
 
 def test_each_conversation_has_its_own_sequence(learner, persona, conversation):
-    other = services.practice_start(user=learner, persona=persona)
+    other = practice_services.practice_start(user=learner, persona=persona)
 
-    message = services.message_create(conversation=other, author=learner, content="hi")
+    message = conversations.message_create(conversation=other, author=learner, content="hi")
 
     assert message.seq == 2
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_get_distinct_gapless_seqs(learner, persona):
-    conversation = services.practice_start(user=learner, persona=persona)
+    conversation = practice_services.practice_start(user=learner, persona=persona)
     errors: list[BaseException] = []
     start = threading.Barrier(4)
 
@@ -90,7 +94,9 @@ def test_concurrent_writers_get_distinct_gapless_seqs(learner, persona):
         try:
             start.wait(timeout=5)
             for i in range(5):
-                services.message_create(conversation=conversation, author=None, content=f"{n}.{i}")
+                conversations.message_create(
+                    conversation=conversation, author=None, content=f"{n}.{i}"
+                )
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -131,7 +137,7 @@ def test_exchange_with_no_quota_left_refuses_and_stores_nothing(learner, convers
     learner.save()
     before = (Message.objects.count(), AIUsage.objects.count())
 
-    with pytest.raises(services.QuotaExhausted):
+    with pytest.raises(replies.QuotaExhaustedError):
         send(learner, conversation, "This must stay in my box.")
 
     conversation.refresh_from_db()
@@ -183,7 +189,7 @@ def test_regenerate_replaces_the_last_reply_with_a_new_streaming_one(learner, co
     finish(first, Message.Status.FAILED, error="Oops.")
     error = Message.objects.get(kind=Message.Kind.ERROR)
 
-    again = services.reply_regenerate(user=learner, conversation=conversation)
+    again = replies.reply_regenerate(user=learner, conversation=conversation)
 
     assert set(again.deleted_ids) == {str(first.reply.pk), str(error.pk)}
     assert not Message.objects.filter(pk__in=again.deleted_ids).exists()
@@ -199,13 +205,13 @@ def test_regenerate_replaces_the_last_reply_with_a_new_streaming_one(learner, co
 
 
 def test_regenerate_refuses_the_opening_line_and_a_reply_still_streaming(learner, conversation):
-    with pytest.raises(services.NothingToRegenerate):
-        services.reply_regenerate(user=learner, conversation=conversation)
+    with pytest.raises(replies.NothingToRegenerateError):
+        replies.reply_regenerate(user=learner, conversation=conversation)
 
     send(learner, conversation)
 
-    with pytest.raises(services.NothingToRegenerate):
-        services.reply_regenerate(user=learner, conversation=conversation)
+    with pytest.raises(replies.NothingToRegenerateError):
+        replies.reply_regenerate(user=learner, conversation=conversation)
 
 
 def test_regenerate_with_no_quota_left_keeps_the_old_reply(learner, conversation):
@@ -213,28 +219,28 @@ def test_regenerate_with_no_quota_left_keeps_the_old_reply(learner, conversation
     finish(exchange, Message.Status.COMPLETE, "A fine answer.")
     type(learner).objects.filter(pk=learner.pk).update(daily_ai_limit=1)
 
-    with pytest.raises(services.QuotaExhausted):
-        services.reply_regenerate(user=learner, conversation=conversation)
+    with pytest.raises(replies.QuotaExhaustedError):
+        replies.reply_regenerate(user=learner, conversation=conversation)
 
     assert Message.objects.get(pk=exchange.reply.pk).content == "A fine answer."
 
 
 def test_checkpoint_saves_only_a_reply_still_streaming(learner, conversation):
     exchange = send(learner, conversation)
-    services.reply_checkpoint(exchange.reply.pk, "Half of it")
+    replies.reply_checkpoint(exchange.reply.pk, "Half of it")
     assert Message.objects.get(pk=exchange.reply.pk).content == "Half of it"
 
     finish(exchange, Message.Status.COMPLETE, "All of it")
-    services.reply_checkpoint(exchange.reply.pk, "Half of it")  # a late checkpoint
+    replies.reply_checkpoint(exchange.reply.pk, "Half of it")  # a late checkpoint
 
     assert Message.objects.get(pk=exchange.reply.pk).content == "All of it"
 
 
 def test_replies_left_streaming_by_a_dead_process_are_failed_and_refunded(learner, conversation):
     exchange = send(learner, conversation)
-    services.reply_checkpoint(exchange.reply.pk, "Half of")
+    replies.reply_checkpoint(exchange.reply.pk, "Half of")
 
-    assert services.recover_interrupted(older_than_seconds=0) == 1
+    assert replies.recover_interrupted(older_than_seconds=0) == 1
 
     reply = Message.objects.get(pk=exchange.reply.pk)
     assert (reply.status, reply.content) == (Message.Status.FAILED, "Half of")
@@ -248,14 +254,14 @@ def test_a_reply_saved_recently_is_not_taken_for_orphaned(learner, conversation,
     Message.objects.filter(pk=exchange.reply.pk).update(
         updated_at=timezone.now() - timedelta(seconds=30)
     )
-    assert services.recover_interrupted() == 0
+    assert replies.recover_interrupted() == 0
 
-    services.reply_checkpoint(exchange.reply.pk, "More")  # a save moves it on
+    replies.reply_checkpoint(exchange.reply.pk, "More")  # a save moves it on
     Message.objects.filter(pk=exchange.reply.pk).update(
         updated_at=timezone.now() - timedelta(seconds=61)
     )
-    assert services.recover_interrupted(conversation_id=uuid.uuid4()) == 0  # another one
-    assert services.recover_interrupted(conversation_id=conversation.pk) == 1
+    assert replies.recover_interrupted(conversation_id=uuid.uuid4()) == 0  # another one
+    assert replies.recover_interrupted(conversation_id=conversation.pk) == 1
     assert Message.objects.get(pk=exchange.reply.pk).status == Message.Status.FAILED
 
 
@@ -263,26 +269,25 @@ def test_the_stale_threshold_outlasts_every_model_attempt(settings):
     settings.REPLY_STALE_SECONDS = 0
     settings.AI_TIMEOUT_SECONDS = 60
     settings.AI_MAX_RETRIES = 2
-    assert services.reply_stale_after() == 210
+    assert replies.reply_stale_after() == 210
 
     settings.AI_TIMEOUT_SECONDS = 5
-    assert services.reply_stale_after() == 120  # never less
+    assert replies.reply_stale_after() == 120  # never less
 
     settings.REPLY_STALE_SECONDS = 7
-    assert services.reply_stale_after() == 7
+    assert replies.reply_stale_after() == 7
 
 
 def test_the_page_and_the_socket_end_an_orphaned_reply(learner, conversation, settings, client):
-    from chat import live
 
     settings.REPLY_STALE_SECONDS = 1
     exchange = send(learner, conversation)
-    services.reply_checkpoint(exchange.reply.pk, "Half of")
+    replies.reply_checkpoint(exchange.reply.pk, "Half of")
     Message.objects.filter(pk=exchange.reply.pk).update(
         updated_at=timezone.now() - timedelta(seconds=5)
     )
 
-    missed, growing = live.catch_up(conversation, exchange.reply.seq)
+    missed, growing = delivery.catch_up(conversation, exchange.reply.seq)
 
     assert growing == []
     assert [m.kind for m in missed] == [Message.Kind.ERROR]

@@ -1,4 +1,4 @@
-"""chat.sse.SSEDecoder: events come out whole however the network cuts the body."""
+"""chat.coach.sse.SSEDecoder: events come out whole however the network cuts the body."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chat.sse import Event, SSEDecoder
+from chat.coach.sse import Event, SSEDecoder
 
 
 def chunk(text: str) -> bytes:

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from chat import frames, streaming
-from chat.streaming import TokenBatcher
+from chat import frames
+from chat.coach import broadcast
+from chat.coach.broadcast import TokenBatcher
 
 INTERVAL = 0.05
 
@@ -149,4 +150,4 @@ def test_token_frames_append_escaped_text_to_the_reply_body():
 def test_the_flush_interval_is_never_below_ten_ms_except_zero(settings, configured, used):
     # 0 stays: a frame per token, for the bench and tests (gaps are repaired by a snapshot).
     settings.STREAM_FLUSH_INTERVAL = configured
-    assert streaming.flush_interval() == used
+    assert broadcast.flush_interval() == used

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chat import services
+from chat.coach import replies
 
 
 class Command(BaseCommand):
@@ -25,5 +25,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, older_than: float | None, **options: Any) -> None:
-        count = services.recover_interrupted(older_than_seconds=older_than)
+        count = replies.recover_interrupted(older_than_seconds=older_than)
         self.stdout.write(f"{count} interrupted repl{'y' if count == 1 else 'ies'} stored.")

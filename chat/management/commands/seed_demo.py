@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User
+from chat.coach.personas import PERSONAS
 from chat.models import Conversation, Membership, Persona
-from chat.persona_data import PERSONAS
 
 DEMO_PASSWORD = "practalk-demo-2026"
 DEMO_USERS = [

@@ -1,17 +1,9 @@
-"""Forms for conversations."""
+"""Forms of room pages."""
 
 from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-
-from chat.models import Conversation
-
-
-class RenameForm(forms.ModelForm):
-    class Meta:
-        model = Conversation
-        fields = ("title",)
 
 
 class RoomForm(forms.Form):

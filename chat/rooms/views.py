@@ -5,21 +5,25 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import live, rooms, selectors, services
-from chat.forms import RoomForm
+from accounts.http import HtmxHttpRequest as HttpRequest
+from chat import conversations
+from chat.coach import quota
 from chat.models import Conversation
-from chat.views import quota_context
+from chat.rooms import selectors
+from chat.rooms import services as rooms
+from chat.rooms.forms import RoomForm
 
 
 def _room(request: HttpRequest, conversation_id: object) -> Conversation:
-    room, _membership = rooms.room_for(request.user, conversation_id)
-    if room is None:
+    """A room the person may look at; a private room they are not in is a 404, like no room."""
+    room = conversations.conversation_for(request.user, conversation_id)
+    if room is None or not room.is_room:
         raise Http404
     return room
 
@@ -32,11 +36,11 @@ def _owned_room(request: HttpRequest, conversation_id: object) -> Conversation:
 
 
 def _list_page(request: HttpRequest, form: RoomForm, status: int = 200) -> HttpResponse:
-    page = Paginator(rooms.rooms_for(request.user), rooms.ROOMS_PER_PAGE).get_page(
+    page = Paginator(selectors.rooms_for(request.user), selectors.ROOMS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     context = {"rooms": page.object_list, "page": page, "form": form}
-    return render(request, "chat/rooms.html", context, status=status)
+    return render(request, "chat/rooms/rooms.html", context, status=status)
 
 
 @login_required
@@ -66,12 +70,10 @@ def room_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
     """A room: live for members, a read-only preview with a Join button for others."""
-    room, membership = rooms.room_for(request.user, conversation_id)
-    if room is None:
-        raise Http404
-    services.recover_interrupted(conversation_id=room.pk)  # orphaned by a dead process
-    chat_messages = selectors.latest_messages(room.pk)
-    online = live.online_members(room)
+    room = _room(request, conversation_id)
+    membership = selectors.membership_of(request.user, room)
+    chat_messages = conversations.latest_messages(room.pk)
+    online = conversations.online_members(room)
     if membership is not None and request.user.pk not in {uid for uid, _name in online}:
         # This page's own socket is about to open: show the viewer online from the start.
         online = sorted(
@@ -88,14 +90,14 @@ def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
         # "Load older" is for members (the older view checks membership).
         "has_older": membership is not None and bool(chat_messages) and chat_messages[0].seq > 1,
         "online": online,
-        "members": rooms.members_of(room) if membership is not None else [],
+        "members": selectors.members_of(room) if membership is not None else [],
         "invite_url": request.build_absolute_uri(reverse("room-invite", args=[room.invite_code]))
         if membership is not None and (is_owner or not room.is_public)
         else "",
         "form": RoomForm(initial={"name": room.title, "topic": room.topic}) if is_owner else None,
-        **quota_context(request.user),
+        **quota.context(request.user),
     }
-    return render(request, "chat/room.html", context)
+    return render(request, "chat/rooms/room.html", context)
 
 
 @login_required
@@ -111,18 +113,18 @@ def room_join(request: HttpRequest, conversation_id: object) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def room_invite(request: HttpRequest, code: str) -> HttpResponse:
     """An invite link: shows the room and a Join button; joining opens it."""
-    room = rooms.room_by_invite(code)
+    room = selectors.room_by_invite(code)
     if room is None:
         raise Http404
     if request.method == "POST":
         rooms.room_join(user=request.user, room=room)
         return redirect("room", conversation_id=room.pk)
-    if selectors.is_member(request.user, room):
+    if conversations.is_member(request.user, room):
         return redirect("room", conversation_id=room.pk)
     return render(
         request,
-        "chat/room_invite.html",
-        {"conversation": room, "member_count": selectors.member_count(room)},
+        "chat/rooms/room_invite.html",
+        {"conversation": room, "member_count": conversations.member_count(room)},
     )
 
 
@@ -133,7 +135,7 @@ def room_leave(request: HttpRequest, conversation_id: object) -> HttpResponse:
     room = _room(request, conversation_id)
     try:
         left = rooms.room_leave(user=request.user, room=room)
-    except rooms.OwnerCannotLeave:
+    except rooms.OwnerCannotLeaveError:
         messages.error(request, _("You own this room: delete it instead of leaving."))
         return redirect("room", conversation_id=room.pk)
     if left:
@@ -184,4 +186,4 @@ def room_delete(request: HttpRequest, conversation_id: object) -> HttpResponse:
         rooms.room_delete(room=room)
         messages.info(request, _("The room “%(name)s” was deleted.") % {"name": room.title})
         return redirect("room-list")
-    return render(request, "chat/room_delete.html", {"conversation": room})
+    return render(request, "chat/rooms/room_delete.html", {"conversation": room})

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from chat import frames
 from chat.models import AIUsage
 
 
@@ -66,3 +68,14 @@ def reserve(user: User, now: dt.datetime | None = None) -> tuple[AIUsage | None,
 def settle(usage_id: int, outcome: str, *, refund: bool) -> None:
     """Record how a reply ended; a refunded reply gives the credit back."""
     AIUsage.objects.filter(pk=usage_id).update(outcome=outcome, refunded=refund)
+
+
+def context(user: User) -> dict[str, Any]:
+    """The quota badge's template context: remaining replies, the limit, the reset time."""
+    return {"remaining": remaining(user), "limit": daily_limit(user), "reset_at": reset_at()}
+
+
+def frame_for(user_id: int) -> str:
+    """The quota badge as a socket frame, read fresh (staff may have changed the limit)."""
+    user = User.objects.get(pk=user_id)
+    return frames.quota(remaining(user), daily_limit(user), reset_at())

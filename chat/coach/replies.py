@@ -1,8 +1,9 @@
-"""Writes: every change to conversations and messages goes through here.
+"""The reply lifecycle in the database: an exchange opens a reply, checkpoints grow it,
+`reply_finish` stores how it ended (refunding a failed one), and replies orphaned by a
+process that died are recovered.
 
-Functions are sync (wrap them with `database_sync_to_async` in consumers) and
-return what was written; callers publish frames only after the transaction
-committed, so a rolled-back write never reaches a browser.
+Functions are sync (wrap them with `database_sync_to_async` in consumers) and return what
+was written; frames leave through `chat.events` only after the transaction committed.
 """
 
 from __future__ import annotations
@@ -10,158 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chat import quota
-from chat.models import Conversation, Membership, Message, Persona
-from chat.providers import ReplyRequest, Turn
+from chat.coach import quota, running
+from chat.coach.contract import ReplyRequest
+from chat.coach.prompts import build_request
+from chat.conversations import message_create
+from chat.models import Conversation, Message
 
-HISTORY_MESSAGES = 40
 
-
-class QuotaExhausted(Exception):
+class QuotaExhaustedError(Exception):
     """No AI replies are left today."""
 
 
-class NothingToRegenerate(Exception):
+class NothingToRegenerateError(Exception):
     """There is no finished reply to replace."""
-
-
-def conv_group(conversation_id: Any) -> str:
-    """Group of every socket open on a conversation."""
-    return f"conv.{_hex(conversation_id)}"
-
-
-def ctl_group(conversation_id: Any) -> str:
-    """Group of the reply tasks running for a conversation (stop / snapshot requests)."""
-    return f"ctl.{_hex(conversation_id)}"
-
-
-def user_group(user_id: int) -> str:
-    """Group of every socket a user has open."""
-    return f"user.{user_id}"
-
-
-def _hex(conversation_id: Any) -> str:
-    return getattr(conversation_id, "hex", None) or str(conversation_id).replace("-", "")
-
-
-def frame_event(html: str, **extra: Any) -> dict[str, Any]:
-    """A channel-layer event carrying one pre-rendered frame."""
-    return {"type": "chat.frame", "html": html, **extra}
-
-
-async def publish(group: str, event: dict[str, Any]) -> None:
-    """Send an event to a group (call only after the write committed)."""
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.group_send(group, event)
-
-
-def publish_on_commit(group: str, event: dict[str, Any]) -> None:
-    """From sync code: send an event once the current transaction commits."""
-    transaction.on_commit(lambda: async_to_sync(publish)(group, event))
-
-
-def _next_seq(conversation_id: Any) -> int:
-    # The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) until commit,
-    # so sequence numbers follow commit order and a page can catch up by seq without gaps.
-    Conversation.objects.filter(pk=conversation_id).update(
-        last_seq=F("last_seq") + 1, last_activity_at=timezone.now()
-    )
-    return Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
-
-
-@transaction.atomic
-def message_create(
-    *,
-    conversation: Conversation,
-    author: User | None,
-    content: str,
-    role: str = Message.Role.USER,
-    kind: str = Message.Kind.TEXT,
-    status: str = Message.Status.COMPLETE,
-    metadata: dict[str, Any] | None = None,
-) -> Message:
-    """Store a message with the conversation's next sequence number."""
-    message = Message.objects.create(
-        conversation=conversation,
-        seq=_next_seq(conversation.pk),
-        author=author,
-        role=role,
-        kind=kind,
-        content=content,
-        status=status,
-        metadata=metadata or {},
-    )
-    # Keep the author in memory so rendering needs no query.
-    if author is not None:
-        message.author = author
-    return message
-
-
-def _title_for(persona: Persona | None) -> str:
-    now = timezone.localtime()
-    name = persona.name if persona else _("Practice")
-    return f"{name} · {now:%Y-%m-%d %H:%M}"
-
-
-@transaction.atomic
-def practice_start(*, user: User, persona: Persona) -> Conversation:
-    """Start a practice conversation; the coach's opening line is its first message."""
-    conversation = Conversation.objects.create(
-        kind=Conversation.Kind.PRACTICE, title=_title_for(persona), persona=persona, owner=user
-    )
-    Membership.objects.create(conversation=conversation, user=user, role=Membership.Role.OWNER)
-    if persona.opening_line:
-        message_create(
-            conversation=conversation,
-            author=None,
-            role=Message.Role.ASSISTANT,
-            content=persona.opening_line,
-            metadata={"opening": True},
-        )
-    return conversation
-
-
-def build_request(conversation: Conversation) -> ReplyRequest:
-    """What the model sees: the persona's prompt and the recent, finished history."""
-    persona = conversation.persona
-    recent = list(
-        Message.objects.filter(
-            conversation=conversation,
-            kind=Message.Kind.TEXT,
-            role__in=[Message.Role.USER, Message.Role.ASSISTANT],
-        )
-        .exclude(status=Message.Status.STREAMING)
-        .exclude(content="")
-        .order_by("-seq")
-        .values_list("role", "content")[:HISTORY_MESSAGES]
-    )
-    history = [Turn(role=role, content=content) for role, content in reversed(recent)]
-    if persona is None:
-        return ReplyRequest(
-            system_prompt=_(
-                "You are Practalk's friendly coach in a live chat room of English learners. "
-                "Answer briefly and helpfully."
-            ),
-            history=history,
-        )
-    return ReplyRequest(
-        system_prompt=persona.system_prompt,
-        history=history,
-        question_bank=persona.question_bank,
-        opening_line=persona.opening_line,
-        model=persona.model,
-        temperature=persona.temperature,
-    )
 
 
 @dataclass
@@ -199,7 +67,7 @@ def exchange_start(
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
-    `require_ai` (practice): with no quota left nothing is stored and QuotaExhausted
+    `require_ai` (practice): with no quota left nothing is stored and QuotaExhaustedError
     is raised, so the typed text can stay in the box. In a room the message is
     still posted and only the coach's answer is refused.
     """
@@ -209,7 +77,7 @@ def exchange_start(
         usage, exchange.remaining = quota.reserve(user)
         if usage is None:
             if require_ai:
-                raise QuotaExhausted
+                raise QuotaExhaustedError
             exchange.quota_refused = True
     exchange.user_message = message_create(conversation=conversation, author=user, content=text)
     if usage is not None:
@@ -233,10 +101,10 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         or last.status == Message.Status.STREAMING
         or last.metadata.get("opening")
     ):
-        raise NothingToRegenerate
+        raise NothingToRegenerateError
     usage, remaining = quota.reserve(user)
     if usage is None:
-        raise QuotaExhausted
+        raise QuotaExhaustedError
     # Error notices about the replaced reply go with it.
     stale = list(
         Message.objects.filter(conversation=conversation, seq__gte=last.seq).values_list(
@@ -313,8 +181,6 @@ def recover_interrupted(
     process is writing it. Called when a page or socket opens a conversation, and by the
     `recover_replies` command.
     """
-    from chat import streaming  # the reply tasks of this process
-
     stale_after = reply_stale_after() if older_than_seconds is None else older_than_seconds
     cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
     stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
@@ -322,7 +188,7 @@ def recover_interrupted(
         stale = stale.filter(conversation_id=conversation_id)
     count = 0
     for message in stale.select_related("usage"):
-        if streaming.is_running(message.pk):
+        if running.is_running(message.pk):
             continue
         reply_finish(
             message_id=message.pk,
@@ -334,8 +200,3 @@ def recover_interrupted(
         )
         count += 1
     return count
-
-
-def max_message_length() -> int:
-    """The longest message a person may send."""
-    return settings.MAX_MESSAGE_LENGTH

@@ -1,0 +1,49 @@
+"""Socket action handlers that ask the coach; practice and rooms register them for their pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from chat import events, frames
+from chat.actions import Page
+from chat.coach import sending, tasks
+
+
+async def on_send(page: Page, payload: dict[str, Any]) -> None:
+    """A message from the page; in practice (or on @coach in a room) the coach answers."""
+    text, problem = sending.clean_text(payload.get("message"))
+    if problem:
+        await page.send_notice(problem)
+        return
+    # One hop to the sync thread for the rate check and the writes (each hop ~1.4 ms).
+    outcome = await database_sync_to_async(sending.send_message)(page.user, page.conversation, text)
+    if outcome.problem or outcome.exchange is None:
+        # The text stays in the box: the composer is not cleared.
+        await page.send_notice(outcome.problem)
+        return
+    # The reply task asks the model before anything is rendered, then publishes the exchange.
+    await tasks.start_exchange(outcome.exchange, user_id=page.user.pk)
+    await page.send_frame(frames.composer(page.conversation))
+    if outcome.exchange.quota_refused:
+        await page.send_notice(sending.quota_refused_text())
+
+
+async def on_stop(page: Page, payload: dict[str, Any]) -> None:
+    """Stop the replies this person may stop, wherever they run."""
+    ids = await database_sync_to_async(sending.stoppable_replies)(page.user, page.conversation)
+    for message_id in ids:
+        await tasks.request_stop(page.conversation.pk, message_id)
+
+
+async def on_regenerate(page: Page, payload: dict[str, Any]) -> None:
+    """Replace the last finished reply with a new one."""
+    outcome = await database_sync_to_async(sending.regenerate)(page.user, page.conversation)
+    if outcome.problem or outcome.exchange is None:
+        await page.send_notice(outcome.problem)
+        return
+    group = events.conv_group(page.conversation.pk)
+    for message_id in outcome.exchange.deleted_ids:
+        await events.publish(group, events.frame(frames.message_deleted(message_id)))
+    await tasks.start_exchange(outcome.exchange, user_id=page.user.pk)

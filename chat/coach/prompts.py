@@ -1,0 +1,92 @@
+"""Everything the model sees: the persona's prompt, the question bank and the history that fits."""
+
+from __future__ import annotations
+
+import re
+
+from django.utils.translation import gettext as _
+
+from chat.coach.contract import ReplyRequest, Turn
+from chat.models import Conversation, Message
+
+HISTORY_MESSAGES = 40
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count: about four characters per token."""
+    return (len(text) + 3) // 4
+
+
+def fit_history(history: list[Turn], budget_tokens: int) -> list[Turn]:
+    """Keep the most recent turns that fit the budget; the last turn always stays."""
+    if not history:
+        return []
+    budget = max(1, budget_tokens)
+    last = history[-1]
+    if estimate_tokens(last.content) > budget:
+        # Keep the end of an oversized message: its latest words matter most.
+        keep = budget * 4 - 1
+        return [Turn(last.role, "…" + last.content[-keep:] if keep > 0 else "…")]
+    kept = [last]
+    used = estimate_tokens(last.content)
+    for turn in reversed(history[:-1]):
+        cost = estimate_tokens(turn.content)
+        if used + cost > budget:
+            break  # stop at the first misfit so the kept history has no holes
+        kept.append(turn)
+        used += cost
+    kept.reverse()
+    return kept
+
+
+def split_words(text: str) -> list[str]:
+    """Split text into word tokens keeping their leading whitespace ("".join gives it back)."""
+    return re.findall(r"\s*\S+", text)
+
+
+def build_messages(request: ReplyRequest, budget_tokens: int) -> list[dict[str, str]]:
+    """The chat messages sent upstream: system prompt, then the history that fits."""
+    history = [t for t in request.history if t.role in ("user", "assistant")]
+    history = fit_history(history, budget_tokens)
+    system = request.system_prompt.strip()
+    if request.question_bank:
+        questions = "\n".join(f"{i}. {q}" for i, q in enumerate(request.question_bank, 1))
+        system += f"\n\nQuestions to work through, one at a time, in order:\n{questions}"
+    if request.opening_line and not any(t.content == request.opening_line for t in history):
+        system += f"\n\nYou opened the conversation with: {request.opening_line}"
+    messages = [{"role": "system", "content": system.strip()}] if system.strip() else []
+    messages += [{"role": t.role, "content": t.content} for t in history]
+    return messages
+
+
+def build_request(conversation: Conversation) -> ReplyRequest:
+    """What the model sees: the persona's prompt and the recent, finished history."""
+    persona = conversation.persona
+    recent = list(
+        Message.objects.filter(
+            conversation=conversation,
+            kind=Message.Kind.TEXT,
+            role__in=[Message.Role.USER, Message.Role.ASSISTANT],
+        )
+        .exclude(status=Message.Status.STREAMING)
+        .exclude(content="")
+        .order_by("-seq")
+        .values_list("role", "content")[:HISTORY_MESSAGES]
+    )
+    history = [Turn(role=role, content=content) for role, content in reversed(recent)]
+    if persona is None:
+        return ReplyRequest(
+            system_prompt=_(
+                "You are Practalk's friendly coach in a live chat room of English learners. "
+                "Answer briefly and helpfully."
+            ),
+            history=history,
+        )
+    return ReplyRequest(
+        system_prompt=persona.system_prompt,
+        history=history,
+        question_bank=persona.question_bank,
+        opening_line=persona.opening_line,
+        model=persona.model,
+        temperature=persona.temperature,
+    )

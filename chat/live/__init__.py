@@ -1,0 +1,1 @@
+"""The socket: a thin consumer, the action dispatch, delivery to one page, presence."""

@@ -1,0 +1,157 @@
+"""The conversation socket: `/ws/chat/<uuid>/`, spoken to by the htmx ws extension.
+
+Thin by design: `connect` checks who and where (close codes 4401/4403/4404/4429),
+`receive` validates the frame and dispatches it to the action a subject registered,
+the group handlers hand frames to the page's cursor. Frames are pre-rendered fragments.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils.translation import gettext as _
+
+from chat import events, frames
+from chat.coach import tasks
+from chat.live import actions, delivery, presence
+from chat.live.delivery import PageCursor
+from chat.live.presence import CLOSE_FORBIDDEN, CLOSE_NOT_SIGNED_IN, CLOSE_TOO_MANY_SOCKETS
+from chat.live.protocol import parse_frame
+
+try:  # what daphne's websocket protocol raises on a send after the client closed
+    from autobahn.exception import Disconnected as PageGoneError
+except ImportError:  # pragma: no cover - another ASGI server
+
+    class PageGoneError(Exception):  # type: ignore[no-redef]
+        """Never raised."""
+
+
+logger = logging.getLogger(__name__)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """One open conversation page."""
+
+    conversation: Any = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its `close_old_connections()` before every event.
+
+        Channels runs that in the process's one shared sync thread before each handler, so
+        every token frame for every page waited behind any slow database call in the process
+        (a locked SQLite, a slow query): one send stalled all streams. Every database call
+        here goes through `database_sync_to_async`, which closes old connections itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def send(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        """Send, unless the page is already gone.
+
+        A page that closes while a handler still works (a resync, a long send) makes daphne
+        raise on the next send; uncaught, that ended the consumer before its disconnect
+        handler ran, and the socket stayed registered (seen with 1,000 sockets in bench/).
+        The disconnect event is queued behind this handler and cleans up next.
+        """
+        try:
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        except PageGoneError:
+            logger.debug("page %s closed before a frame could reach it", self.channel_name)
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        # Accept, then close with a code: a refused handshake carries no reason to the page.
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_NOT_SIGNED_IN)
+            return
+        conversation, code = await database_sync_to_async(presence.page_open)(
+            user, self.scope["url_route"]["kwargs"]["conversation_id"], self.channel_name
+        )
+        if conversation is None:
+            if code == CLOSE_TOO_MANY_SOCKETS:
+                await self.send_notice(_("Too many open pages."))
+            await self.close(code=code)
+            return
+        self.user = user
+        self.conversation = conversation
+        self.group = events.conv_group(conversation.pk)
+        self.cursor = PageCursor()
+        self.state: dict[str, Any] = {}
+        await self.join_groups()
+        if conversation.is_room:
+            # The room learns within PRESENCE_INTERVAL; this page gets the list on resync.
+            await presence.presence_note(conversation)
+
+    async def disconnect(self, code: int) -> None:
+        if self.conversation is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
+        await database_sync_to_async(presence.connection_close)(self.channel_name)
+        if self.cursor.last_seq:
+            # What the page saw live counts as read (one write per page, not per message).
+            await database_sync_to_async(delivery.mark_read)(
+                self.user, self.conversation, self.cursor.last_seq
+            )
+        if self.conversation.is_room:
+            await presence.presence_note(self.conversation)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.conversation is None:
+            return
+        payload, problem = parse_frame(text_data, bytes_data)
+        if problem:
+            await self.send_notice(problem)
+            return
+        await actions.dispatch(self, payload)
+
+    # --- group handlers -------------------------------------------------------------------
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        """A pre-rendered frame: forwarded as the page's cursor decides (order, no duplicates)."""
+        decision = self.cursor.admit(event)
+        if decision.want_snapshot:
+            await tasks.request_snapshot(self.conversation.pk, self.channel_name)
+        if decision.catch_up_until is not None:
+            missed, _growing = await database_sync_to_async(delivery.catch_up)(
+                self.conversation, decision.catch_up_after, until_seq=decision.catch_up_until
+            )
+            await actions.send_messages(self, missed)
+        if decision.forward:
+            await self.send(text_data=event["html"])
+
+    async def access_revoked(self, event: dict[str, Any]) -> None:
+        """The user left or was removed from this room, or it was deleted: close this page."""
+        if self.conversation is None or event.get("conversation") != self.conversation.pk.hex:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        self.cursor.forget()
+        await self.close(code=event.get("code", CLOSE_FORBIDDEN))
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        """The user logged out (or lost access) in another tab."""
+        await self.close(code=CLOSE_NOT_SIGNED_IN)
+
+    # --- what actions may do with this page (chat.actions.Page) ----------------------------
+
+    async def send_frame(self, html: str) -> None:
+        """Send a fragment to this page only."""
+        await self.send(text_data=html)
+
+    async def send_notice(self, text: str, *, level: str = "error") -> None:
+        """A short notice on this page only (not stored)."""
+        await self.send(text_data=frames.notice(text, level=level))
+
+    async def join_groups(self) -> None:
+        """Join (again: idempotent) the conversation's and the user's groups."""
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)

@@ -1,0 +1,1 @@
+"""Practising with a coach: pages, writes, reads and exports."""

@@ -1,0 +1,15 @@
+"""Forms of practice pages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from chat.models import Conversation
+
+
+class RenameForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
+    """A practice conversation's new title."""
+
+    class Meta:
+        model = Conversation
+        fields = ("title",)

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from chat.practice import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("new/", views.new_conversation, name="new-conversation"),
+    path("c/<uuid:conversation_id>/", views.conversation, name="conversation"),
+    path("c/<uuid:conversation_id>/older/", views.older_messages, name="older-messages"),
+    path("c/<uuid:conversation_id>/rename/", views.rename, name="conversation-rename"),
+    path("c/<uuid:conversation_id>/delete/", views.delete, name="conversation-delete"),
+    path("c/<uuid:conversation_id>/export.<str:fmt>", views.export, name="conversation-export"),
+]

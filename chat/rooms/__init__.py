@@ -1,0 +1,1 @@
+"""Live rooms: many people, the AI coach on @coach."""

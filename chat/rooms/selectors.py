@@ -1,0 +1,58 @@
+"""Reads of rooms: the list one sees, a room by invite, its members."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import Connection, Conversation, Membership
+
+ROOMS_PER_PAGE = 30
+
+
+def rooms_for(user: User) -> QuerySet[Conversation]:
+    """Public rooms and the user's rooms: member count, membership and unread count, one query."""
+    mine = Membership.objects.filter(conversation_id=OuterRef("pk"), user=user)
+    read = Subquery(mine.values("last_read_seq")[:1])
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    open_now = Connection.objects.filter(
+        conversation_id=OuterRef("pk"), user=user, last_seen__gte=cutoff
+    )
+    return (
+        Conversation.objects.rooms()
+        .filter(Q(is_public=True) | Exists(mine))
+        .annotate(
+            members=Count("memberships", distinct=True),
+            is_member=Exists(mine),
+            unread=Case(
+                # A room open in a page has had everything delivered to it. This also covers
+                # leaving a room page for this list: the browser closes the socket (which then
+                # records the read point) only after this list was rendered.
+                When(Exists(open_now), then=Value(0)),
+                # Non-members have nothing unread: Coalesce makes their "read" the newest seq.
+                default=Greatest(F("last_seq") - Coalesce(read, F("last_seq")), Value(0)),
+            ),
+        )
+        .order_by("-last_activity_at")
+    )
+
+
+def room_by_invite(code: str) -> Conversation | None:
+    """The room an invite code opens."""
+    return Conversation.objects.rooms().filter(invite_code=code).first()
+
+
+def members_of(room: Conversation) -> list[Membership]:
+    """The room's members with their users, owner first, then by nickname."""
+    return sorted(
+        Membership.objects.filter(conversation=room).select_related("user"),
+        key=lambda m: (m.role != Membership.Role.OWNER, m.user.display_name.lower(), m.user_id),
+    )
+
+
+def membership_of(user: User, room: Conversation) -> Membership | None:
+    """The user's membership of the room, if any."""
+    return Membership.objects.filter(conversation=room, user=user).first()
