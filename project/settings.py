@@ -189,9 +189,15 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # RedisCache that answers from local memory while Redis is down (project/cache.py):
+            # allauth's rate-limit counters live here, and log-in must not 500 with Redis.
+            "BACKEND": "project.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CHANNEL_LAYER_PREFIX", "practalk"),
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("CACHE_REDIS_TIMEOUT", 1.0),
+                "socket_timeout": env_float("CACHE_REDIS_TIMEOUT", 1.0),
+            },
         }
     }
 else:
@@ -238,6 +244,12 @@ ACCOUNT_RATE_LIMITS = {
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
 }
+# The client address that rate limits count. Off by default: X-Forwarded-For is then ignored
+# (anyone can send it). Behind a load balancer every visitor shares REMOTE_ADDR, so one
+# person's failed logins would lock everyone out: set the number of proxies you run, or the
+# header your proxy sets to the client address (e.g. X-Real-IP, CF-Connecting-IP).
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env("TRUSTED_CLIENT_IP_HEADER") or None
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 # Never attach a social login to an existing account on the strength of an e-mail address.
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
