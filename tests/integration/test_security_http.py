@@ -1,0 +1,346 @@
+"""Hostile users over plain HTTP (issue #15): the admin's log-in, the Content-Security-Policy,
+huge ids in URLs, who has an account, the client address behind the load balancer, and
+signing in while Redis is down. Results go to docs/reliability.md (tests/reliability_report.py).
+"""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.core.cache import cache
+from django.test import Client
+
+from tests import reliability_report as report
+from tests.conftest import PASSWORD
+
+pytest_plugins = ["tests.reliability_report"]
+pytestmark = [pytest.mark.django_db]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+LOGIN_URL = "/accounts/login/"
+SIGNUP_URL = "/accounts/signup/"
+TOO_MANY = b"Too many failed login attempts"
+
+
+@pytest.fixture(autouse=True)
+def clean_cache() -> Iterator[None]:
+    """allauth's rate-limit counters live in the cache: every case starts from none."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def signed_in(client: Client) -> bool:
+    return SESSION_KEY in client.session
+
+
+def log_in(client: Client, email: str, password: str, **headers: str) -> Any:
+    return client.post(LOGIN_URL, {"login": email, "password": password}, headers=headers)
+
+
+def refused_as_too_many(response: Any) -> bool:
+    return response.status_code == 429 or TOO_MANY in response.content
+
+
+# --------------------------------------------------------------------------- H6a admin log-in
+
+
+def test_h6a_admin_login_is_rate_limited(make_user: Any) -> None:
+    staff = make_user(email="staff@example.com", is_staff=True, is_superuser=True)
+    with report.case(
+        "H6a",
+        "30 wrong passwords for a staff account on /admin/login/, then the right one; "
+        "then 5 wrong on the log-in page it leads to, then the right one",
+    ) as row:
+        attacker = Client(REMOTE_ADDR="203.0.113.50")
+        answers = [
+            attacker.post(
+                "/admin/login/?next=/admin/", {"username": staff.email, "password": f"wrong{i}"}
+            )
+            for i in range(30)
+        ]
+        right = attacker.post(
+            "/admin/login/?next=/admin/", {"username": staff.email, "password": PASSWORD}
+        )
+        admin_signed_in = signed_in(attacker)
+        # Where the admin's log-in now leads: allauth's, with its failed-login limit (5 per
+        # 5 minutes for one account), coming back to the admin afterwards.
+        redirect = attacker.get("/admin/login/?next=/admin/")
+        wrong = [log_in(attacker, staff.email, f"wrong{i}") for i in range(5)]
+        limited_right = log_in(attacker, staff.email, PASSWORD)
+        staff_limited = refused_as_too_many(limited_right) and not signed_in(attacker)
+        # The real staff member, once the window has passed, signs in and reaches the admin.
+        cache.clear()
+        real = Client(REMOTE_ADDR="198.51.100.9")
+        back = log_in(real, staff.email, PASSWORD)
+        admin_page = real.get("/admin/")
+        row.set(
+            result=f"/admin/login/ answers {sorted({a.status_code for a in answers})} "
+            f"(redirect to {redirect.headers.get('Location', '')}), the right password there "
+            f"{'signed in' if admin_signed_in else 'did not sign in'}; on the log-in page "
+            f"after 5 wrong: the right password "
+            f"{'refused: too many failed attempts' if staff_limited else 'let through'}; "
+            f"after the window: signed in, /admin/ {admin_page.status_code}",
+            sent=31 + 6,
+        )
+        assert not admin_signed_in and right.status_code == 302
+        assert {a.status_code for a in answers} == {302}
+        assert redirect.status_code == 302
+        assert redirect.headers["Location"] == "/accounts/login/?next=%2Fadmin%2F"
+        assert all(w.status_code == 200 and not refused_as_too_many(w) for w in wrong[:4])
+        assert staff_limited
+        assert back.status_code == 302 and back.headers["Location"] == "/"
+        assert admin_page.status_code == 200 and b"Site administration" in admin_page.content
+
+
+def test_admin_refuses_a_signed_in_non_staff_member(make_user: Any) -> None:
+    learner = make_user(email="learner@example.com")
+    client = Client()
+    client.force_login(learner)
+
+    assert client.get("/admin/login/?next=/admin/").status_code == 403
+    assert client.get("/admin/").status_code == 302  # the admin index sends to its login
+
+
+# --------------------------------------------------------------------------- H6c huge ids
+
+
+def test_h6c_huge_integer_in_a_url_is_404(make_user: Any) -> None:
+    from chat import rooms
+
+    owner = make_user(nickname="Owner")
+    room = rooms.room_create(owner=owner, name="Ids")
+    client = Client(raise_request_exception=False)
+    client.force_login(owner)
+    ids = ["99999999999999999999999", "9223372036854775808", "1" * 19]
+    with report.case(
+        "H6c", "the owner POSTs /rooms/<id>/members/<n>/remove/ with 19- and 23-digit n"
+    ) as row:
+        codes = [client.post(f"/rooms/{room.pk}/members/{n}/remove/").status_code for n in ids]
+        largest = client.post(f"/rooms/{room.pk}/members/{'9' * 18}/remove/").status_code
+        row.set(
+            result=f"{len(ids)} huge ids answered {sorted(set(codes))}; an 18-digit id "
+            f"(fits a 64-bit id) still reaches the view: {largest}",
+            sent=len(ids) + 1,
+            stored=0,
+        )
+        assert codes == [404] * len(ids)
+        assert largest == 302  # no such member: nothing to remove, back to the room
+
+
+def test_no_url_pattern_uses_the_unbounded_int_converter() -> None:
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from django.urls.converters import IntConverter
+
+    def walk(patterns: list[Any]) -> list[str]:
+        found = []
+        for p in patterns:
+            converters = getattr(p.pattern, "converters", {})
+            found += [str(p.pattern) for c in converters.values() if type(c) is IntConverter]
+            if isinstance(p, URLResolver):
+                found += walk(p.url_patterns)
+            assert isinstance(p, URLPattern | URLResolver)
+        return found
+
+    # The admin's own object-id URLs are strings, allauth's are strings too.
+    assert walk(get_resolver().url_patterns) == []
+
+
+# --------------------------------------------------------------------------- H6e/f proxy
+
+
+_attempts = iter(range(10**6))
+
+
+def failed_logins(headers: dict[str, str], count: int, address: str = "10.0.0.1") -> list[bool]:
+    """`count` failed logins (each for another account) from one peer; True where refused."""
+    client = Client(REMOTE_ADDR=address)
+    out = []
+    for _ in range(count):
+        email = f"nobody{next(_attempts)}@example.com"
+        response = log_in(client, email, "wrong-password", **headers)
+        assert response.status_code in (200, 429)
+        out.append(refused_as_too_many(response))
+    return out
+
+
+def test_h6e_forwarded_for_is_ignored_when_no_proxy_is_trusted(settings: Any) -> None:
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 0
+    settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = None
+    with report.case(
+        "H6e",
+        "TRUSTED_PROXY_COUNT unset: 11 failed logins from one address, each with another "
+        "X-Forwarded-For/X-Real-IP",
+    ) as row:
+        limited = [
+            failed_logins(
+                {"X-Forwarded-For": f"198.51.100.{i}", "X-Real-IP": f"192.0.2.{i}"},
+                1,
+                address="203.0.113.7",
+            )[0]
+            for i in range(11)
+        ]
+        row.set(
+            result=f"attempt 11 {'refused' if limited[10] else 'let through'}: the forged "
+            "headers did not change the address counted (off by default, no bypass)",
+            sent=11,
+        )
+        assert limited == [False] * 10 + [True]
+
+
+def load_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> dict[str, Any]:
+    """The settings module's namespace, loaded afresh with `env` added to the environment."""
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    for name in ("REDIS_URL", "TRUSTED_PROXY_COUNT", "TRUSTED_CLIENT_IP_HEADER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "project" / "settings.py"))
+
+
+def test_h6f_clients_behind_the_proxy_do_not_lock_each_other_out(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    loaded = load_settings(monkeypatch, tmp_path, TRUSTED_PROXY_COUNT="1")
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = loaded["ALLAUTH_TRUSTED_PROXY_COUNT"]
+    with report.case(
+        "H6f",
+        "TRUSTED_PROXY_COUNT=1 (every request from the balancer 10.0.0.1): client A fails 11 "
+        "logins, then client B logs in; A forges an extra X-Forwarded-For",
+    ) as row:
+        a = failed_logins({"X-Forwarded-For": "198.51.100.1"}, 11)
+        forged = failed_logins({"X-Forwarded-For": "192.0.2.77, 198.51.100.1"}, 1)
+        b_failed = failed_logins({"X-Forwarded-For": "198.51.100.2"}, 1)
+        row.set(
+            result=f"A limited at attempt {a.index(True) + 1 if True in a else 'never'}, still "
+            f"limited with a forged hop in front: {forged[0]}; B (same peer address) "
+            f"{'locked out' if b_failed[0] else 'not locked out'}",
+            sent=13,
+        )
+        assert a == [False] * 10 + [True]
+        assert forged == [True]  # only the hop the balancer added counts
+        assert b_failed == [False]
+
+
+def test_trusted_client_ip_header_is_used_when_set(settings: Any) -> None:
+    settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = "X-Real-IP"
+
+    a = failed_logins({"X-Real-IP": "198.51.100.1"}, 11)
+    b = failed_logins({"X-Real-IP": "198.51.100.2"}, 1)
+
+    assert a[-1] and not b[0]
+
+
+def test_request_that_skipped_the_proxy_is_counted_by_its_peer(settings: Any) -> None:
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 2  # X-Forwarded-For shorter than that: not a 500
+
+    assert failed_logins({"X-Forwarded-For": "198.51.100.1"}, 1) == [False]
+
+
+def test_proxy_settings_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    off = load_settings(monkeypatch, tmp_path)
+    on = load_settings(
+        monkeypatch, tmp_path, TRUSTED_PROXY_COUNT="1", TRUSTED_CLIENT_IP_HEADER="X-Real-IP"
+    )
+
+    assert (off["ALLAUTH_TRUSTED_PROXY_COUNT"], off["ALLAUTH_TRUSTED_CLIENT_IP_HEADER"]) == (
+        0,
+        None,
+    )
+    assert (on["ALLAUTH_TRUSTED_PROXY_COUNT"], on["ALLAUTH_TRUSTED_CLIENT_IP_HEADER"]) == (
+        1,
+        "X-Real-IP",
+    )
+
+
+# --------------------------------------------------------------------------- H6g Redis down
+
+
+@pytest.fixture
+def dead_redis_cache(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[None]:
+    """The cache exactly as the settings build it for REDIS_URL, with Redis not there."""
+    loaded = load_settings(monkeypatch, tmp_path, REDIS_URL=DEAD_REDIS)
+    settings.CACHES = loaded["CACHES"]
+    settings.REDIS_URL = DEAD_REDIS
+    yield
+
+
+@pytest.mark.usefixtures("dead_redis_cache")
+def test_h6g_login_and_signup_while_redis_is_down(make_user: Any) -> None:
+    make_user(email="kim@example.com")
+    with report.case(
+        "H6g",
+        f"REDIS_URL={DEAD_REDIS} (nothing listening): log in (wrong, then right password), "
+        "sign up, /health/detailed/",
+    ) as row:
+        client = Client(raise_request_exception=False)
+        wrong = log_in(client, "kim@example.com", "wrong-password")
+        right = log_in(client, "kim@example.com", PASSWORD)
+        logged_in = signed_in(client)
+        newcomer = Client(raise_request_exception=False)
+        signup = newcomer.post(
+            SIGNUP_URL,
+            {
+                "email": "new@example.com",
+                "nickname": "New",
+                "password1": PASSWORD,
+                "password2": PASSWORD,
+            },
+        )
+        health = Client().get("/health/detailed/")
+        services = health.json()["services"]
+        row.set(
+            result=f"log-in {wrong.status_code} (wrong), {right.status_code} (right, signed in: "
+            f"{logged_in}); sign-up {signup.status_code}; health {health.status_code} with "
+            f"cache {services['cache']['status']} ({services['cache'].get('fallback')}), "
+            f"redis {services['redis']['status']}",
+            sent=3,
+        )
+        assert wrong.status_code == 200
+        assert right.status_code == 302 and logged_in
+        assert signup.status_code == 302
+        assert health.status_code == 503
+        assert services["cache"] == {
+            "status": "degraded",
+            "backend": "redis",
+            "fallback": "local memory",
+            "ms": services["cache"]["ms"],
+        }
+        assert services["redis"]["status"] == "down"
+
+
+@pytest.mark.usefixtures("dead_redis_cache")
+def test_failed_logins_are_still_limited_while_redis_is_down() -> None:
+    limited = failed_logins({}, 11, address="203.0.113.9")
+
+    assert limited == [False] * 10 + [True]
+
+
+def test_health_reports_the_local_cache_ok(settings: Any) -> None:
+    settings.REDIS_URL = ""
+    services = Client().get("/health/detailed/").json()["services"]
+
+    assert services["cache"]["status"] == "ok"
+    assert services["cache"]["backend"] == "LocMemCache"
+
+
+def test_cache_logs_the_outage_once(
+    dead_redis_cache: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(5):
+        cache.set(f"k{i}", i)
+
+    assert cache.get("k4") == 4
+    assert [r.message for r in caplog.records].count(
+        next(r.message for r in caplog.records if "unreachable" in r.message)
+    ) == 1
