@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "project.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -122,6 +124,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "django.template.context_processors.tz",
+                "django.template.context_processors.csp",
                 "project.context_processors.site",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
@@ -347,6 +350,37 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy. Every script is a file of ours (htmx and its ws extension come from
+# django-htmx as files; static/js/app.js), so scripts need no nonce. The two per-person
+# <style> blocks (base.html, the room page) carry the request's nonce; htmx's own injected
+# indicator style is switched off (meta htmx-config in base.html; the rules are in app.css).
+# connect-src gets the page's own ws(s):// origin per request (project/csp.py).
+# Social log-in posts to our own URL, which redirects to the provider: browsers check that
+# redirect against form-action, so a configured provider's authorisation origin is allowed.
+_SOCIAL_FORM_ACTIONS = {"github": "https://github.com", "kakao": "https://kauth.kakao.com"}
+CONTENT_SECURITY_POLICY = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [
+        CSP.SELF,
+        *(_SOCIAL_FORM_ACTIONS[p] for p in sorted(SOCIALACCOUNT_PROVIDERS)),
+    ],
+}
+if env("CSP_REPORT_URI"):
+    CONTENT_SECURITY_POLICY["report-uri"] = [env("CSP_REPORT_URI")]
+# Enforced unless CSP_REPORT_ONLY=1 (try a change in report-only first: violations are then
+# reported, in the browser's console or to CSP_REPORT_URI, and nothing is blocked).
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
+SECURE_CSP = {} if CSP_REPORT_ONLY else CONTENT_SECURITY_POLICY
+SECURE_CSP_REPORT_ONLY = CONTENT_SECURITY_POLICY if CSP_REPORT_ONLY else {}
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 
