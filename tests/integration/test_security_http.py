@@ -5,6 +5,7 @@ signing in while Redis is down. Results go to docs/reliability.md (tests/reliabi
 
 from __future__ import annotations
 
+import re
 import runpy
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,6 +109,119 @@ def test_admin_refuses_a_signed_in_non_staff_member(make_user: Any) -> None:
     assert client.get("/admin/").status_code == 302  # the admin index sends to its login
 
 
+# --------------------------------------------------------------------------- H6b CSP
+
+POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "object-src": "'none'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+}
+
+
+def directives(header: str) -> dict[str, str]:
+    parts = (d.strip().split(" ", 1) for d in header.split(";") if d.strip())
+    return {p[0]: p[1] if len(p) > 1 else "" for p in parts}
+
+
+def inline_problems(html: str) -> list[str]:
+    """What this CSP would block in a page: inline scripts, handlers, style attributes."""
+    problems = []
+    for match in re.finditer(r"<script\b([^>]*)>", html, re.I):
+        if "src=" not in match.group(1):
+            problems.append(f"inline script {match.group(0)[:60]}")
+    problems += [f"handler {m[:40]}" for m in re.findall(r"<[^>]+\son[a-z]+\s*=[^>]*>", html)]
+    problems += [f"style attribute {m[:60]}" for m in re.findall(r"<[^>]+\sstyle\s*=[^>]*>", html)]
+    problems += [f"javascript: URL {m[:60]}" for m in re.findall(r"javascript:[^\"']*", html)]
+    return problems
+
+
+def test_h6b_every_page_carries_a_strict_csp(make_user: Any, persona: Any) -> None:
+    from chat import rooms, services
+
+    person = make_user(nickname="Csp", is_staff=True, is_superuser=True)
+    conv = services.practice_start(user=person, persona=persona)
+    room = rooms.room_create(owner=person, name="Csp room")
+    anonymous, signed = Client(), Client()
+    signed.force_login(person)
+    pages = {
+        "landing": (anonymous, "/"),
+        "log-in": (anonymous, LOGIN_URL),
+        "sign-up": (anonymous, SIGNUP_URL),
+        "home": (signed, "/"),
+        "practice": (signed, f"/c/{conv.pk}/"),
+        "room": (signed, f"/rooms/{room.pk}/"),
+        "rooms": (signed, "/rooms/"),
+        "profile": (signed, "/profile/"),
+        "admin": (signed, "/admin/"),
+    }
+    with report.case(
+        "H6b",
+        "GET 9 pages (anonymous, signed in, admin): Content-Security-Policy header, and "
+        "anything inline in the HTML that it would block",
+    ) as row:
+        found: dict[str, list[str]] = {}
+        headers: dict[str, dict[str, str]] = {}
+        for name, (client, url) in pages.items():
+            response = client.get(url)
+            assert response.status_code == 200, (name, response.status_code)
+            html = response.content.decode()
+            policy = directives(response.headers.get("Content-Security-Policy", ""))
+            headers[name] = policy
+            problems = inline_problems(html)
+            # Every inline <style> carries this response's nonce, and only it.
+            nonces = set(re.findall(r'<style nonce="([^"]+)"', html))
+            styles = len(re.findall(r"<style\b", html))
+            if styles and (len(nonces) != 1 or styles != len(re.findall(r"<style nonce=", html))):
+                problems.append(f"{styles} <style> with nonces {nonces}")
+            if nonces and f"'nonce-{next(iter(nonces))}'" not in policy.get("style-src", ""):
+                problems.append("style nonce not in the policy")
+            if problems:
+                found[name] = problems
+        missing = [n for n, p in headers.items() if any(p.get(k) != v for k, v in POLICY.items())]
+        sockets = {n: p.get("connect-src") for n, p in headers.items()}
+        row.set(
+            result=f"header on {len(pages) - len(missing)}/{len(pages)} pages "
+            f"(default-src 'self', scripts from 'self' only, styles 'self' + nonce, "
+            f"connect-src {sockets['practice']}, frame-ancestors 'none'); inline content it "
+            f"would block: {found or 'none'}",
+            sent=len(pages),
+        )
+        assert not missing, {n: headers[n] for n in missing}
+        assert not found, found
+        assert set(sockets.values()) == {"'self' ws://testserver"}
+        assert "Content-Security-Policy-Report-Only" not in signed.get("/").headers
+
+
+def test_csp_report_only_and_social_providers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    enforced = load_settings(monkeypatch, tmp_path)
+    trial = load_settings(
+        monkeypatch, tmp_path, CSP_REPORT_ONLY="1", GITHUB_CLIENT_ID="gh", KAKAO_CLIENT_ID="kk"
+    )
+
+    assert enforced["SECURE_CSP"]["form-action"] == ["'self'"]
+    assert enforced["SECURE_CSP_REPORT_ONLY"] == {}
+    assert trial["SECURE_CSP"] == {}
+    # Social log-in's redirect to the provider follows a POST: form-action must allow it.
+    assert trial["SECURE_CSP_REPORT_ONLY"]["form-action"] == [
+        "'self'",
+        "https://github.com",
+        "https://kauth.kakao.com",
+    ]
+
+
+def test_secure_request_gets_the_wss_origin(make_user: Any) -> None:
+    response = Client().get("/health/", secure=True)
+
+    assert "connect-src 'self' wss://testserver" in response.headers["Content-Security-Policy"]
+
+
 # --------------------------------------------------------------------------- H6c huge ids
 
 
@@ -197,7 +311,14 @@ def test_h6e_forwarded_for_is_ignored_when_no_proxy_is_trusted(settings: Any) ->
 def load_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> dict[str, Any]:
     """The settings module's namespace, loaded afresh with `env` added to the environment."""
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
-    for name in ("REDIS_URL", "TRUSTED_PROXY_COUNT", "TRUSTED_CLIENT_IP_HEADER"):
+    for name in (
+        "REDIS_URL",
+        "TRUSTED_PROXY_COUNT",
+        "TRUSTED_CLIENT_IP_HEADER",
+        "CSP_REPORT_ONLY",
+        "GITHUB_CLIENT_ID",
+        "KAKAO_CLIENT_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
