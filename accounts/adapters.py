@@ -21,6 +21,14 @@ class AccountAdapter(DefaultAccountAdapter):
     def clean_email(self, email: str) -> str:
         return normalize_email(super().clean_email(email))
 
+    def get_login_stages(self) -> list[str]:
+        """allauth's stages, with the e-mail check that spares existing people (stages.py)."""
+        ours = "accounts.stages.EmailVerificationStage"
+        return [
+            ours if stage == "allauth.account.stages.EmailVerificationStage" else stage
+            for stage in super().get_login_stages()
+        ]
+
     def get_client_ip(self, request: HttpRequest) -> str:
         """The address rate limits count: from the trusted proxy's header when one is set.
 

@@ -236,7 +236,13 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Sign-up answers the same for a known and a new address (the known address's owner gets an
+# e-mail saying someone tried): allauth can only do that when the address must be confirmed,
+# so a sign-up is confirmed with a code typed on the next page (no link to click, same tab).
+# People who signed in before are not asked at log-in (accounts/stages.py).
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = env_bool("ACCOUNT_EMAIL_VERIFICATION_BY_CODE", True)
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupExtraForm"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_SESSION_REMEMBER = None
@@ -275,6 +281,8 @@ for _provider, _prefix in (("github", "GITHUB"), ("kakao", "KAKAO")):
         }
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# For django.core.mail.backends.filebased.EmailBackend: the folder e-mails are written to.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Practalk <no-reply@practalk.local>")
 
 # --- Gateway identity (off unless a secret is set) ------------------------------------------
