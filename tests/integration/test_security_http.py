@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import SESSION_KEY
+from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
@@ -264,6 +265,56 @@ def test_no_url_pattern_uses_the_unbounded_int_converter() -> None:
 
     # The admin's own object-id URLs are strings, allauth's are strings too.
     assert walk(get_resolver().url_patterns) == []
+
+
+# --------------------------------------------------------------------------- H6d sign-up
+
+
+def sign_up(email: str) -> tuple[int, str, list[str], str, bool]:
+    """A sign-up from a fresh browser: status, redirect, cookies set, next page (normalised)."""
+    client = Client()
+    response = client.post(
+        SIGNUP_URL,
+        {"email": email, "nickname": "Someone", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    location = response.headers.get("Location", "")
+    page = client.get(location).content.decode() if location else response.content.decode()
+    # What differs by nature between two page loads: the address typed, tokens, the nonce.
+    page = page.replace(email, "<email>")
+    page = re.sub(r'(value|nonce)="[A-Za-z0-9_-]{16,}"', r'\1="<token>"', page)
+    page = re.sub(r'"X-CSRFToken": "[A-Za-z0-9]+"', '"X-CSRFToken": "<token>"', page)
+    return response.status_code, location, sorted(response.cookies), page, signed_in(client)
+
+
+def test_h6d_sign_up_does_not_tell_who_has_an_account(make_user: Any) -> None:
+    from accounts.models import User
+
+    make_user(email="kim@example.com", nickname="Kim")
+    with report.case(
+        "H6d", "sign up with kim@example.com (has an account) and with new@example.com"
+    ) as row:
+        known = sign_up("kim@example.com")
+        unknown = sign_up("new@example.com")
+        to_owner = [m for m in mail.outbox if m.to == ["kim@example.com"]]
+        to_newcomer = [m for m in mail.outbox if m.to == ["new@example.com"]]
+        same = known == unknown
+        row.set(
+            result=f"both {known[0]} to {known[1]}, same cookies and the same page "
+            f"({'identical' if same else 'DIFFERENT'} but for the address typed); the owner "
+            f"got {len(to_owner)} e-mail ({to_owner[0].subject if to_owner else '-'}), the "
+            f"newcomer a code; accounts: {User.objects.count()} (no second Kim)",
+            sent=2,
+            stored=User.objects.count() - 1,
+        )
+        assert known[0] == 302 and known[1] == "/accounts/confirm-email/"
+        assert same, "\n".join(
+            line for line in known[3].splitlines() if line not in unknown[3].splitlines()
+        )
+        assert "already registered" not in known[3]
+        assert not known[4] and not unknown[4]
+        assert len(to_owner) == 1 and "already exists" in to_owner[0].body
+        assert len(to_newcomer) == 1
+        assert User.objects.filter(email="kim@example.com").count() == 1
 
 
 # --------------------------------------------------------------------------- H6e/f proxy
