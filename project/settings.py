@@ -385,8 +385,9 @@ CONTENT_SECURITY_POLICY = {
 if env("CSP_REPORT_URI"):
     CONTENT_SECURITY_POLICY["report-uri"] = [env("CSP_REPORT_URI")]
 # Enforced unless CSP_REPORT_ONLY=1 (try a change in report-only first: violations are then
-# reported, in the browser's console or to CSP_REPORT_URI, and nothing is blocked).
-CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
+# reported, in the browser's console or to CSP_REPORT_URI, and nothing is blocked). Report-only
+# by default with DEBUG=1 only, where Django's error pages use inline styles and scripts.
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", DEBUG)
 SECURE_CSP = {} if CSP_REPORT_ONLY else CONTENT_SECURITY_POLICY
 SECURE_CSP_REPORT_ONLY = CONTENT_SECURITY_POLICY if CSP_REPORT_ONLY else {}
 SESSION_COOKIE_HTTPONLY = True

@@ -206,6 +206,9 @@ def test_csp_report_only_and_social_providers_from_the_environment(
         monkeypatch, tmp_path, CSP_REPORT_ONLY="1", GITHUB_CLIENT_ID="gh", KAKAO_CLIENT_ID="kk"
     )
 
+    development = load_settings(monkeypatch, tmp_path, DEBUG="1")
+
+    assert development["SECURE_CSP"] == {} and development["SECURE_CSP_REPORT_ONLY"]
     assert enforced["SECURE_CSP"]["form-action"] == ["'self'"]
     assert enforced["SECURE_CSP_REPORT_ONLY"] == {}
     assert trial["SECURE_CSP"] == {}
@@ -367,6 +370,7 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -
         "TRUSTED_PROXY_COUNT",
         "TRUSTED_CLIENT_IP_HEADER",
         "CSP_REPORT_ONLY",
+        "DEBUG",
         "GITHUB_CLIENT_ID",
         "KAKAO_CLIENT_ID",
     ):
