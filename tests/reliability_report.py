@@ -178,6 +178,18 @@ NOTES = """
   capacity, and the consumer fills any seq gap from the database; a page that reconnects
   resyncs from its last seq.
 
+* **Sign-up does not tell who has an account** (H6d): allauth can answer a known address like
+  a new one only when the address must be confirmed, so a sign-up confirms it with a code
+  e-mailed to it and typed on the next page (same tab, no link); a known address gets the
+  same page and its owner an "account already exists" e-mail. People who signed in before,
+  and accounts made without allauth (demo data, createsuperuser), are not asked for a code
+  at log-in; a sign-up that never entered its code is, at its next log-in.
+* **Content-Security-Policy** (H6b; `tests/e2e/test_csp.py` in a browser): scripts from
+  'self' only (htmx and its ws extension are files), the two per-person `<style>` blocks by
+  nonce, htmx's injected indicator style switched off (its rules are in app.css), the page's
+  own `ws(s)://host` in connect-src, frame-ancestors 'none'. Enforced unless
+  `CSP_REPORT_ONLY=1` (the default only with `DEBUG=1`).
+
 ## What the suite found, and what changed
 
 * **Redis down killed the reply** (F3): a `group_send` error inside the token loop ended the
@@ -200,7 +212,24 @@ NOTES = """
 * **`{"action": "resync", "last_seq": 10**30}` crashed the socket** (H2a: OverflowError from
   the database). It now gets the "Bad resync request." notice.
 
+* **The admin's log-in had no failed-login limit** (H6a: 30 wrong passwords answered, then
+  the right one signed in). `/admin/login/` now sends to allauth's log-in (`next` kept), which
+  counts failures; a signed-in person who is not staff gets 403.
+* **A 20-digit id in a URL was a 500** (H6c: OverflowError from the database). The `id` path
+  converter (`project/converters.py`, 1-18 digits) makes it a 404.
+* **Behind a load balancer everyone shared one failed-login counter** (H6f). With
+  `TRUSTED_PROXY_COUNT` (or `TRUSTED_CLIENT_IP_HEADER`) set, the client's address comes from
+  the balancer's header; unset (the default), X-Forwarded-For is ignored (H6e, H4a).
+* **Log-in and sign-up were 500 while Redis was down** (H6g: allauth's rate-limit counters are
+  in the cache). `project/cache.py` answers from local memory meanwhile (limits stay on, per
+  process), logs once, retries Redis every 5 s; `/health/detailed/` shows the cache `degraded`.
+
 ## Not covered
+
+* Someone who signs up with an address that has no account can then try to log in with the
+  password they chose: a pending account asks for its code, a real one says the password is
+  wrong. allauth creates the account before the code is entered, so this second step still
+  tells the two apart (and needs a sign-up per address probed, rate-limited per IP).
 
 * After SIGKILL, the tokens a page saw in the last save interval (`STREAM_SAVE_INTERVAL`,
   1 s) before the process died are not stored: the page's final frame shows what was saved.
