@@ -365,8 +365,12 @@ X_FRAME_OPTIONS = "DENY"
 # indicator style is switched off (meta htmx-config in base.html; the rules are in app.css).
 # connect-src gets the page's own ws(s):// origin per request (project/csp.py).
 # Social log-in posts to our own URL, which redirects to the provider: browsers check that
-# redirect against form-action, so a configured provider's authorisation origin is allowed.
-_SOCIAL_FORM_ACTIONS = {"github": "https://github.com", "kakao": "https://kauth.kakao.com"}
+# redirect (and the provider's own redirects to its sign-in page) against form-action, so a
+# configured provider's authorisation origins are allowed.
+_SOCIAL_FORM_ACTIONS = {
+    "github": ["https://github.com"],
+    "kakao": ["https://kauth.kakao.com", "https://accounts.kakao.com"],
+}
 CONTENT_SECURITY_POLICY = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
@@ -379,7 +383,7 @@ CONTENT_SECURITY_POLICY = {
     "base-uri": [CSP.SELF],
     "form-action": [
         CSP.SELF,
-        *(_SOCIAL_FORM_ACTIONS[p] for p in sorted(SOCIALACCOUNT_PROVIDERS)),
+        *(url for p in sorted(SOCIALACCOUNT_PROVIDERS) for url in _SOCIAL_FORM_ACTIONS[p]),
     ],
 }
 if env("CSP_REPORT_URI"):

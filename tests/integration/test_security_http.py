@@ -217,6 +217,7 @@ def test_csp_report_only_and_social_providers_from_the_environment(
         "'self'",
         "https://github.com",
         "https://kauth.kakao.com",
+        "https://accounts.kakao.com",
     ]
 
 
