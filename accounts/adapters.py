@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest
 
 from accounts.models import User, normalize_email
+
+logger = logging.getLogger(__name__)
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -16,6 +20,30 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def clean_email(self, email: str) -> str:
         return normalize_email(super().clean_email(email))
+
+    def get_login_stages(self) -> list[str]:
+        """allauth's stages, with the e-mail check that spares existing people (stages.py)."""
+        ours = "accounts.stages.EmailVerificationStage"
+        return [
+            ours if stage == "allauth.account.stages.EmailVerificationStage" else stage
+            for stage in super().get_login_stages()
+        ]
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """The address rate limits count: from the trusted proxy's header when one is set.
+
+        A request that did not come through every trusted proxy (an X-Forwarded-For shorter
+        than TRUSTED_PROXY_COUNT, or no TRUSTED_CLIENT_IP_HEADER) is counted by its own peer
+        address: allauth would answer it with a 500 or a 403.
+        """
+        try:
+            return super().get_client_ip(request)
+        except (ImproperlyConfigured, PermissionDenied):
+            address = request.META.get("REMOTE_ADDR")
+            if not address:
+                raise
+            logger.info("client address not given by the trusted proxy; using the peer's")
+            return address
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

@@ -56,6 +56,19 @@ async def _check_redis() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+def _check_cache() -> dict[str, Any]:
+    from django.core.cache import caches
+
+    from project.cache import ResilientRedisCache
+
+    backend = caches["default"]
+    if isinstance(backend, ResilientRedisCache) and not backend.probe():
+        # Still serving (rate limits, presence) from each process's own memory.
+        return {"status": "degraded", "backend": "redis", "fallback": "local memory"}
+    kind = "redis" if isinstance(backend, ResilientRedisCache) else type(backend).__name__
+    return {"status": "ok", "backend": kind}
+
+
 async def _check_ai() -> dict[str, Any]:
     """The model server answers and accepts the key (lists models); offline is always up."""
     from chat.coach.providers import get_provider
@@ -84,13 +97,15 @@ async def detailed_status() -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {
         "database": sync_to_async(_check_database, thread_sensitive=False)(),
         "channel_layer": _check_channel_layer(),
+        "cache": sync_to_async(_check_cache, thread_sensitive=False)(),
         "ai_provider": _check_ai(),
     }
     if settings.REDIS_URL:
         checks["redis"] = _check_redis()
     results = await asyncio.gather(*(_timed(c) for c in checks.values()))
     services = dict(zip(checks.keys(), results, strict=True))
-    healthy = all(s["status"] == "ok" for s in services.values())
+    # A degraded cache still answers; Redis itself is reported (and fails the check) apart.
+    healthy = all(s["status"] in ("ok", "degraded") for s in services.values())
     return healthy, services
 
 

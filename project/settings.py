@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -92,6 +93,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "project.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -122,6 +124,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "django.template.context_processors.tz",
+                "django.template.context_processors.csp",
                 "project.context_processors.site",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
@@ -189,9 +192,15 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # RedisCache that answers from local memory while Redis is down (project/cache.py):
+            # allauth's rate-limit counters live here, and log-in must not 500 with Redis.
+            "BACKEND": "project.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CHANNEL_LAYER_PREFIX", "practalk"),
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("CACHE_REDIS_TIMEOUT", 1.0),
+                "socket_timeout": env_float("CACHE_REDIS_TIMEOUT", 1.0),
+            },
         }
     }
 else:
@@ -227,7 +236,13 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Sign-up answers the same for a known and a new address (the known address's owner gets an
+# e-mail saying someone tried): allauth can only do that when the address must be confirmed,
+# so a sign-up is confirmed with a code typed on the next page (no link to click, same tab).
+# People who signed in before are not asked at log-in (accounts/stages.py).
+ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = env_bool("ACCOUNT_EMAIL_VERIFICATION_BY_CODE", True)
+ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupExtraForm"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_SESSION_REMEMBER = None
@@ -238,6 +253,12 @@ ACCOUNT_RATE_LIMITS = {
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
 }
+# The client address that rate limits count. Off by default: X-Forwarded-For is then ignored
+# (anyone can send it). Behind a load balancer every visitor shares REMOTE_ADDR, so one
+# person's failed logins would lock everyone out: set the number of proxies you run, or the
+# header your proxy sets to the client address (e.g. X-Real-IP, CF-Connecting-IP).
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env("TRUSTED_CLIENT_IP_HEADER") or None
 SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 # Never attach a social login to an existing account on the strength of an e-mail address.
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
@@ -260,6 +281,8 @@ for _provider, _prefix in (("github", "GITHUB"), ("kakao", "KAKAO")):
         }
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# For django.core.mail.backends.filebased.EmailBackend: the folder e-mails are written to.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Practalk <no-reply@practalk.local>")
 
 # --- Gateway identity (off unless a secret is set) ------------------------------------------
@@ -335,6 +358,42 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy. Every script is a file of ours (htmx and its ws extension come from
+# django-htmx as files; static/js/app.js), so scripts need no nonce. The two per-person
+# <style> blocks (base.html, the room page) carry the request's nonce; htmx's own injected
+# indicator style is switched off (meta htmx-config in base.html; the rules are in app.css).
+# connect-src gets the page's own ws(s):// origin per request (project/csp.py).
+# Social log-in posts to our own URL, which redirects to the provider: browsers check that
+# redirect (and the provider's own redirects to its sign-in page) against form-action, so a
+# configured provider's authorisation origins are allowed.
+_SOCIAL_FORM_ACTIONS = {
+    "github": ["https://github.com"],
+    "kakao": ["https://kauth.kakao.com", "https://accounts.kakao.com"],
+}
+CONTENT_SECURITY_POLICY = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [
+        CSP.SELF,
+        *(url for p in sorted(SOCIALACCOUNT_PROVIDERS) for url in _SOCIAL_FORM_ACTIONS[p]),
+    ],
+}
+if env("CSP_REPORT_URI"):
+    CONTENT_SECURITY_POLICY["report-uri"] = [env("CSP_REPORT_URI")]
+# Enforced unless CSP_REPORT_ONLY=1 (try a change in report-only first: violations are then
+# reported, in the browser's console or to CSP_REPORT_URI, and nothing is blocked). Report-only
+# by default with DEBUG=1 only, where Django's error pages use inline styles and scripts.
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", DEBUG)
+SECURE_CSP = {} if CSP_REPORT_ONLY else CONTENT_SECURITY_POLICY
+SECURE_CSP_REPORT_ONLY = CONTENT_SECURITY_POLICY if CSP_REPORT_ONLY else {}
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 

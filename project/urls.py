@@ -1,9 +1,19 @@
 """URL map."""
 
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from project import health
+from project.converters import BoundedIntConverter
+
+# `<id:...>`: a database id that fits a 64-bit integer (before chat.urls uses it).
+register_converter(BoundedIntConverter, "id")
+
+# The admin signs in through allauth (as allauth documents): its own login form had no
+# failed-login limit. Anonymous visitors are sent to allauth's log-in with `next`; signed-in
+# people who are not active staff get 403.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("health/", health.health, name="health"),

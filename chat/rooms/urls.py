@@ -16,7 +16,7 @@ urlpatterns = [
         name="room-invite-regenerate",
     ),
     path(
-        "rooms/<uuid:conversation_id>/members/<int:user_id>/remove/",
+        "rooms/<uuid:conversation_id>/members/<id:user_id>/remove/",
         views.room_remove_member,
         name="room-remove-member",
     ),

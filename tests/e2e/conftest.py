@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,9 @@ from tests.serverproc import DaphneServer
 
 # Sync Playwright runs an event loop in this thread; ORM calls from tests are still safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Every server started here writes its e-mails to files, where helpers.signup reads the code.
+os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
+os.environ["EMAIL_FILE_PATH"] = tempfile.mkdtemp(prefix="practalk-e2e-mail-")
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

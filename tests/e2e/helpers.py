@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import re
 import time
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
@@ -11,8 +14,26 @@ PASSWORD = "Correct-Horse-42!"
 _n = itertools.count(1)
 
 
+def mailed_code(email: str, timeout: float = 10.0) -> str:
+    """The sign-up code the server e-mailed to `email` (e-mails are files: see conftest)."""
+    folder = Path(os.environ["EMAIL_FILE_PATH"])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True):
+            for message in path.read_text(errors="replace").split("-" * 79):
+                if f"To: {email}" in message:
+                    match = re.search(r"^\s*([A-Z0-9]{4}-[A-Z0-9]{4})\s*$", message, re.M)
+                    if match:
+                        return match.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no code e-mailed to {email}")
+
+
 def signup(page: Page, base_url: str, nickname: str = "") -> str:
-    """Sign up a new person through the form; returns the e-mail. Ends signed in on home."""
+    """Sign up a new person through the form and the mailed code; returns the e-mail.
+
+    Ends signed in on home.
+    """
     n = next(_n)
     email = f"e2e{n}-{int(time.time() * 1000)}@example.com"
     page.goto(base_url + "/accounts/signup/")
@@ -21,6 +42,8 @@ def signup(page: Page, base_url: str, nickname: str = "") -> str:
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name="Sign Up").click()
+    page.fill("input[name=code]", mailed_code(email))
+    page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_test_id("nav-user")).to_be_visible()
     return email
 

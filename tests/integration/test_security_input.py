@@ -799,7 +799,7 @@ def _sample(pattern: Any) -> str:
     """A concrete path for one URL pattern (route converters or regex groups filled in)."""
     if isinstance(pattern, RoutePattern):
         text = str(pattern)
-        fills = {"uuid": str(uuid.uuid4()), "int": "1", "path": "x/y"}
+        fills = {"uuid": str(uuid.uuid4()), "int": "1", "id": "1", "path": "x/y"}
         return re.sub(
             r"<(?:(\w+):)?(\w+)>",
             lambda m: "md" if m.group(2) == "fmt" else fills.get(m.group(1) or "str", "x"),

@@ -59,19 +59,70 @@ def nickname_error(content: bytes) -> str:
 # --- Sign-up ------------------------------------------------------------------------------
 
 
+def mailed_code(email: str) -> str:
+    """The verification code in the last e-mail sent to `email`."""
+    from django.core import mail
+
+    body = next(m.body for m in reversed(mail.outbox) if m.to == [email])
+    match = re.search(r"^\s*([A-Z0-9]{4}-[A-Z0-9]{4})\s*$", body, re.M)
+    assert match, body
+    return match.group(1)
+
+
 @pytest.mark.django_db
-def test_signup_lands_signed_in_with_nickname_and_lower_cased_email(client: Client) -> None:
+def test_signup_confirms_the_mailed_code_then_lands_signed_in_with_nickname(
+    client: Client,
+) -> None:
     response = signup(client, email="Kim.Min@Example.COM", nickname="  Kim   Min ")
 
     assert response.status_code == 302
-    assert response.url == reverse("home")
+    assert response.url == reverse("account_email_verification_sent")
     user = User.objects.get()
     assert user.email == "kim.min@example.com"
     assert user.nickname == "Kim Min"
+    assert signed_in_user_id(client) is None  # not before the code
+    confirmed = client.post(response.url, {"code": mailed_code("kim.min@example.com")})
+    assert confirmed.status_code == 302
+    assert confirmed.url == reverse("home")
     assert signed_in_user_id(client) == str(user.pk)
     home = client.get("/")
     assert b'data-testid="conversation-list"' in home.content
     assert b"Kim Min" in home.content
+
+
+@pytest.mark.django_db
+def test_a_sign_up_that_never_entered_its_code_is_asked_for_it_at_log_in(
+    client: Client,
+) -> None:
+    signup(client, email="late@example.com")
+    cache.clear()  # some minutes later: allauth mails one code per address per 3 minutes
+    later = Client()
+
+    response = later.post(LOGIN_URL, {"login": "late@example.com", "password": PASSWORD})
+
+    assert response.status_code == 302
+    assert response.url == reverse("account_email_verification_sent")
+    assert signed_in_user_id(later) is None
+    later.post(response.url, {"code": mailed_code("late@example.com")})
+    assert signed_in_user_id(later) is not None
+
+
+@pytest.mark.django_db
+def test_someone_who_signed_in_before_is_not_asked_for_a_code(client: Client) -> None:
+    signup(client, email="old@example.com")
+    client.post(
+        reverse("account_email_verification_sent"), {"code": mailed_code("old@example.com")}
+    )
+    client.post(LOGOUT_URL)
+    from django.core import mail
+
+    mail.outbox.clear()
+
+    response = client.post(LOGIN_URL, {"login": "old@example.com", "password": PASSWORD})
+
+    assert response.status_code == 302 and response.url == reverse("home")
+    assert signed_in_user_id(client) is not None
+    assert mail.outbox == []
 
 
 @pytest.mark.django_db
@@ -85,18 +136,23 @@ def test_signup_without_nickname_is_refused(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_duplicate_email_in_other_case_is_refused_at_signup(
+def test_duplicate_email_in_other_case_makes_no_second_account_and_tells_the_owner(
     client: Client, make_user: Callable[..., User]
 ) -> None:
+    from django.core import mail
+
     make_user(email="kim@example.com")
 
     response = signup(client, email="Kim@Example.com")
 
-    assert response.status_code == 200
-    assert "email" in response.context["form"].errors
-    assert b"already registered" in response.content
+    # Answered like any sign-up (who has an account is not revealed); the owner is told.
+    assert response.status_code == 302
+    assert response.url == reverse("account_email_verification_sent")
+    assert b"already registered" not in client.get(response.url).content
     assert User.objects.count() == 1
     assert signed_in_user_id(client) is None
+    assert [m.to for m in mail.outbox] == [["kim@example.com"]]
+    assert "already exists" in mail.outbox[0].body
 
 
 @pytest.mark.django_db
