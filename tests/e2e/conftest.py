@@ -70,7 +70,7 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
 
 @pytest.fixture(scope="session")
 def server(
-    django_db_setup: None, django_db_blocker: Any, fake_openai: Any
+    compiled_messages: None, django_db_setup: None, django_db_blocker: Any, fake_openai: Any
 ) -> Iterator[DaphneServer]:
     """The app with the fake OpenAI-compatible model behind it."""
     srv = DaphneServer(_server_env(fake_openai)).start()
@@ -79,7 +79,9 @@ def server(
 
 
 @pytest.fixture(scope="session")
-def offline_server(django_db_setup: None, fake_openai: Any) -> Iterator[DaphneServer]:
+def offline_server(
+    compiled_messages: None, django_db_setup: None, fake_openai: Any
+) -> Iterator[DaphneServer]:
     """The app with no model configured: the offline coach."""
     env = _server_env(
         fake_openai, OPENAI_BASE_URL="", OPENAI_API_KEY="", OFFLINE_TOKEN_DELAY="0.05"
