@@ -320,6 +320,26 @@ def test_korean_pages_use_the_agreed_terms(korean_client: Client, pages: dict[st
     assert "보내기" in texts
 
 
+@pytest.mark.django_db
+def test_socket_frames_in_korean_show_no_english(compiled_messages: None) -> None:
+    """What the socket sends is rendered in the socket's language (see accounts.middleware)."""
+    from django.utils import timezone, translation
+
+    from chat import frames
+
+    with translation.override("ko"):
+        sent = [
+            frames.quota(3, 5, timezone.now()),
+            frames.composer_cleared(room=False),
+            frames.composer_cleared(room=True),
+            frames.typing(1, "Kim"),
+            frames.presence([(1, "Kim"), (2, "Lee")]),
+        ]
+    for html in sent:
+        assert not leaks(html), html
+        assert re.search("[가-힣]", html), html
+
+
 # --- The language remembered --------------------------------------------------------------
 @pytest.mark.django_db
 def test_browser_language_is_the_default(compiled_messages: None) -> None:
