@@ -66,6 +66,28 @@ class UserLanguageMiddleware:
         return self.get_response(request)
 
 
+def remember_language(response: HttpResponse, language: str) -> None:
+    """Set Django's language cookie to `language`, or drop it ("" follows the browser)."""
+    if language:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            language,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            path=settings.LANGUAGE_COOKIE_PATH,
+            domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            secure=settings.LANGUAGE_COOKIE_SECURE,
+            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+    else:
+        response.delete_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            path=settings.LANGUAGE_COOKIE_PATH,
+            domain=settings.LANGUAGE_COOKIE_DOMAIN,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+
+
 def scope_language(scope: dict[str, Any]) -> str:
     """The language of a socket: the profile's, else the language cookie, else the browser's."""
     language = saved_language(scope.get("user"))

@@ -14,29 +14,8 @@ from django.views import i18n
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ProfileForm
+from accounts.middleware import remember_language
 from accounts.services import user_set_language
-
-
-def remember_language(response: HttpResponse, language: str) -> None:
-    """Set Django's language cookie to `language`, or drop it ("" follows the browser)."""
-    if language:
-        response.set_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            language,
-            max_age=settings.LANGUAGE_COOKIE_AGE,
-            path=settings.LANGUAGE_COOKIE_PATH,
-            domain=settings.LANGUAGE_COOKIE_DOMAIN,
-            secure=settings.LANGUAGE_COOKIE_SECURE,
-            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
-        )
-    else:
-        response.delete_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            path=settings.LANGUAGE_COOKIE_PATH,
-            domain=settings.LANGUAGE_COOKIE_DOMAIN,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
-        )
 
 
 @require_POST

@@ -22,7 +22,7 @@ from accounts.middleware import scope_language
 from accounts.models import User
 from chat import rooms, services
 from chat.models import Message
-from tests.conftest import I18N_IGNORE
+from tests.conftest import I18N_IGNORE, PASSWORD
 
 LOCALE = Path(settings.BASE_DIR) / "locale"
 # What makemessages reads: the apps, the project and the templates.
@@ -375,6 +375,22 @@ def test_switch_saves_a_signed_in_persons_language(
     fresh = Client(HTTP_ACCEPT_LANGUAGE="en")
     fresh.force_login(user)
     assert visible(fresh.get("/").content.decode())[0] == "ko"
+
+
+@pytest.mark.django_db
+def test_logging_in_switches_to_the_saved_language_at_once(
+    compiled_messages: None, make_user: Callable[..., Any]
+) -> None:
+    user = make_user(language="ko")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(
+        "/accounts/login/", {"login": user.email, "password": PASSWORD}, follow=True
+    )
+    assert visible(response.content.decode())[0] == "ko"
+    flash = re.search(r'<p class="flash-success">(.*?)</p>', response.content.decode())
+    assert flash
+    assert re.search("[가-힣]", flash.group(1))  # the "signed in" message is Korean too
+    assert client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "ko"
 
 
 @pytest.mark.django_db
