@@ -37,6 +37,15 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return args
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """English pages whatever the machine's locale: these tests read English text.
+
+    The Korean interface has its own tests (test_korean.py), in contexts of their own.
+    """
+    return {**browser_context_args, "locale": "en-US"}
+
+
 def _server_env(fake_openai: Any, **extra: str) -> dict[str, str]:
     from django.db import connection
 
