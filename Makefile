@@ -15,12 +15,16 @@ FIND_PYTHON = for p in $$PYTHON python3.14 python3.13 python3.12 python3 \
 	  if "$$p" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then \
 	    echo "$$p"; exit 0; fi; done; exit 1
 
-.PHONY: help run test lint format bench clean chromium
+# Where makemessages and compilemessages must not look (virtualenv, data, built files, tests).
+I18N_IGNORE := --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests --ignore=bench
+
+.PHONY: help run test lint format bench clean chromium gettext messages compilemessages
 
 help:
 	@echo "make run    install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   install test tools (Chromium included) and run the whole suite"
 	@echo "make bench  run the benchmarks (QUICK=1 for a short smoke run)"
+	@echo "make messages  update locale/*/LC_MESSAGES/django.po from the code and templates"
 
 $(VENV)/.created:
 	@py="$$($(FIND_PYTHON))" || { echo "error: Python 3.12 or newer is required (Django 6). Install python3.12 or set PYTHON=/path/to/python3.12." >&2; exit 1; }; \
@@ -38,7 +42,7 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt $(VENV)/.install
 	@touch $@
 
 run: export DEBUG ?= 1
-run: $(VENV)/.installed-run
+run: $(VENV)/.installed-run compilemessages
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
@@ -53,6 +57,22 @@ chromium: $(VENV)/.installed-test
 	  || { echo "apt-get could not install chromium" >&2; exit 1; }; \
 	else $(PY) -m playwright install chromium; fi
 
+# gettext's tools compile the translations (the .mo files are built, never committed) and
+# update the catalogues: Debian's package via apt where possible, else a clear error.
+gettext:
+	@if command -v msgfmt >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext >/dev/null) \
+	  || { echo "apt-get could not install gettext" >&2; exit 1; }; \
+	else echo "error: GNU gettext (msgfmt) is needed to compile the translations: install the gettext package (apt-get install gettext, brew install gettext)." >&2; exit 1; fi
+
+compilemessages: gettext $(VENV)/.installed-run
+	TESTING=1 $(PY) manage.py compilemessages $(I18N_IGNORE) --verbosity 0
+
+# Locations off (moving a file does not churn the catalogues) and obsolete entries dropped.
+messages: gettext $(VENV)/.installed-run
+	TESTING=1 $(PY) manage.py makemessages -l ko -l en --no-location --no-obsolete $(I18N_IGNORE)
+
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -62,7 +82,7 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
 
 test: export TESTING = 1
-test: $(VENV)/.installed-test chromium lint
+test: $(VENV)/.installed-test chromium lint compilemessages
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest tests/unit tests/integration -q
 	# Browser tests in their own process: sync Playwright keeps an event loop running.

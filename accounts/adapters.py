@@ -8,15 +8,17 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 
+from accounts.middleware import remember_language, saved_language
 from accounts.models import User, normalize_email
 
 logger = logging.getLogger(__name__)
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    """Store e-mail lower-cased so uniqueness ignores case."""
+    """Store e-mail lower-cased so uniqueness ignores case; sign in to one's own language."""
 
     def clean_email(self, email: str) -> str:
         return normalize_email(super().clean_email(email))
@@ -44,6 +46,20 @@ class AccountAdapter(DefaultAccountAdapter):
                 raise
             logger.info("client address not given by the trusted proxy; using the peer's")
             return address
+
+    def post_login(self, request: HttpRequest, user: Any, **kwargs: Any) -> HttpResponse:
+        """Switch to the person's saved language at once, and keep it in the language cookie.
+
+        At once, so the "signed in" message is in the language of the page that shows it.
+        """
+        language = saved_language(user)
+        if language:
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        response = super().post_login(request, user, **kwargs)
+        if language:
+            remember_language(response, language)
+        return response
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

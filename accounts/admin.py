@@ -22,7 +22,10 @@ class UserAdmin(BaseUserAdmin):
     search_fields = ("email", "nickname", "organisation")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        (_("Profile"), {"fields": ("nickname", "role", "organisation", "daily_ai_limit")}),
+        (
+            _("Profile"),
+            {"fields": ("nickname", "role", "organisation", "language", "daily_ai_limit")},
+        ),
         (
             _("Permissions"),
             {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -43,12 +44,13 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ("nickname", "organisation")
+        fields = ("nickname", "organisation", "language")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["nickname"].widget.attrs["autocomplete"] = "nickname"
         self.fields["organisation"].widget.attrs["autocomplete"] = "organization"
+        self.fields["language"].choices = [("", _("Same as my browser")), *settings.LANGUAGES]
 
     def clean_nickname(self) -> str:
         return clean_nickname_value(self.cleaned_data["nickname"])

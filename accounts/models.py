@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -66,6 +67,13 @@ class User(AbstractUser):
         null=True,
         blank=True,
         help_text=_("Leave empty to use the site default (AI_DAILY_LIMIT)."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_("Empty: the language of your browser."),
     )
 
     USERNAME_FIELD = "email"

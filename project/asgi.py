@@ -16,13 +16,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.gateway import GatewayWebsocketMiddleware  # noqa: E402
+from accounts.middleware import LanguageWebsocketMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(GatewayWebsocketMiddleware(URLRouter(websocket_urlpatterns)))
+            AuthMiddlewareStack(
+                GatewayWebsocketMiddleware(
+                    LanguageWebsocketMiddleware(URLRouter(websocket_urlpatterns))
+                )
+            )
         ),
     }
 )

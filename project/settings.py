@@ -12,7 +12,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
-from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -103,6 +102,8 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "accounts.gateway.GatewayIdentityMiddleware",
     "accounts.middleware.UserTimezoneMiddleware",
+    # After authentication: a signed-in person's saved language beats cookie and browser.
+    "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -319,8 +320,11 @@ PRESENCE_TIMEOUT_SECONDS = env_int("PRESENCE_TIMEOUT_SECONDS", 60)
 PRESENCE_INTERVAL = env_float("PRESENCE_INTERVAL", 1.0)
 
 # --- I18N / time --------------------------------------------------------------------------
+# The language comes from the person's profile, else Django's language cookie (set by the
+# switcher in the header), else the browser's Accept-Language, else LANGUAGE_CODE.
 LANGUAGE_CODE = env("LANGUAGE_CODE", "en")
-LANGUAGES = [("en", _("English")), ("ko", _("Korean"))]
+# Each language in its own name: the switcher must be readable whatever is active.
+LANGUAGES = [("en", "English"), ("ko", "한국어")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "Asia/Seoul")
 USE_I18N = True
@@ -396,6 +400,10 @@ SECURE_CSP = {} if CSP_REPORT_ONLY else CONTENT_SECURITY_POLICY
 SECURE_CSP_REPORT_ONLY = CONTENT_SECURITY_POLICY if CSP_REPORT_ONLY else {}
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# The language cookie (set by the switch in the header) like the session's; no script reads it.
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path, register_converter
 
+from accounts.views import set_language
 from project import health
 from project.converters import BoundedIntConverter
 
@@ -19,6 +20,10 @@ urlpatterns = [
     path("health/", health.health, name="health"),
     path("health/detailed/", health.health_detailed, name="health-detailed"),
     path("admin/", admin.site.urls),
+    # Django's set_language, wrapped so a signed-in person's profile remembers the choice;
+    # same path and name, so it answers first.
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("", include("chat.urls")),

@@ -40,6 +40,31 @@ def persona(db: None) -> object:
     return Persona.objects.get_or_create(slug=data["slug"], defaults=data)[0]
 
 
+# Where compilemessages must not look, as in the Makefile.
+I18N_IGNORE = [".venv", "var", "staticfiles", "tests", "bench"]
+
+
+@pytest.fixture(scope="session")
+def compiled_messages() -> None:
+    """The translations compiled (`make test` does it too; up-to-date files are skipped)."""
+    import os
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.core.signals import setting_changed
+
+    here = os.getcwd()
+    os.chdir(settings.BASE_DIR)
+    try:
+        call_command("compilemessages", ignore_patterns=I18N_IGNORE, verbosity=0)
+    finally:
+        os.chdir(here)
+    # Drop catalogues this process may have loaded before the files were compiled.
+    setting_changed.send(
+        sender=type(settings), setting="LOCALE_PATHS", value=settings.LOCALE_PATHS, enter=False
+    )
+
+
 @pytest.fixture(scope="session")
 def fake_openai() -> Iterator[FakeOpenAIServer]:
     """A fake OpenAI-compatible server on loopback, in a background thread."""

@@ -22,12 +22,18 @@
     return max;
   }
 
+  // Times read in the page's language (<html lang>, set by the server), not the browser's.
+  function pageLocales() {
+    var lang = document.documentElement.lang;
+    return lang ? [lang] : [];
+  }
+
   function localiseTimes(root) {
     var times = (root || document).querySelectorAll("time[datetime]");
     for (var i = 0; i < times.length; i++) {
       var d = new Date(times[i].getAttribute("datetime"));
       if (!isNaN(d) && !times[i].hasAttribute("data-keep")) {
-        times[i].textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        times[i].textContent = d.toLocaleTimeString(pageLocales(), { hour: "2-digit", minute: "2-digit" });
       }
     }
   }

@@ -41,6 +41,15 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return args
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    """English pages whatever the machine's locale: these tests read English text.
+
+    The Korean interface has its own tests (test_korean.py), in contexts of their own.
+    """
+    return {**browser_context_args, "locale": "en-US"}
+
+
 def _server_env(fake_openai: Any, **extra: str) -> dict[str, str]:
     from django.db import connection
 
@@ -74,7 +83,7 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
 
 @pytest.fixture(scope="session")
 def server(
-    django_db_setup: None, django_db_blocker: Any, fake_openai: Any
+    compiled_messages: None, django_db_setup: None, django_db_blocker: Any, fake_openai: Any
 ) -> Iterator[DaphneServer]:
     """The app with the fake OpenAI-compatible model behind it."""
     srv = DaphneServer(_server_env(fake_openai)).start()
@@ -83,7 +92,9 @@ def server(
 
 
 @pytest.fixture(scope="session")
-def offline_server(django_db_setup: None, fake_openai: Any) -> Iterator[DaphneServer]:
+def offline_server(
+    compiled_messages: None, django_db_setup: None, fake_openai: Any
+) -> Iterator[DaphneServer]:
     """The app with no model configured: the offline coach."""
     env = _server_env(
         fake_openai, OPENAI_BASE_URL="", OPENAI_API_KEY="", OFFLINE_TOKEN_DELAY="0.05"
