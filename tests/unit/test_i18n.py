@@ -20,7 +20,9 @@ from django.urls import reverse
 
 from accounts.middleware import scope_language
 from accounts.models import User
-from chat import rooms, services
+from chat import conversations
+from chat.practice import services as practice_services
+from chat.rooms import services as rooms
 from chat.models import Message
 from tests.conftest import I18N_IGNORE, PASSWORD
 
@@ -239,10 +241,10 @@ def pages(make_user: Callable[..., Any], persona: Any) -> dict[str, Any]:
     """A learner with a practice conversation (every kind of reply) and a room with a guest."""
     learner = make_user(nickname="김민지")
     other = make_user(nickname="Lee")
-    practice = services.practice_start(user=learner, persona=persona)
-    services.message_create(conversation=practice, author=learner, content="I led a team.")
+    practice = practice_services.practice_start(user=learner, persona=persona)
+    conversations.message_create(conversation=practice, author=learner, content="I led a team.")
     for status in (Message.Status.STOPPED, Message.Status.FAILED, Message.Status.STREAMING):
-        services.message_create(
+        conversations.message_create(
             conversation=practice,
             author=None,
             role=Message.Role.ASSISTANT,
@@ -326,12 +328,15 @@ def test_socket_frames_in_korean_show_no_english(compiled_messages: None) -> Non
     from django.utils import timezone, translation
 
     from chat import frames
+    from chat.models import Conversation
 
+    practice = Conversation(kind=Conversation.Kind.PRACTICE)
+    room = Conversation(kind=Conversation.Kind.ROOM)
     with translation.override("ko"):
         sent = [
             frames.quota(3, 5, timezone.now()),
-            frames.composer_cleared(room=False),
-            frames.composer_cleared(room=True),
+            frames.composer(practice),
+            frames.composer(room),
             frames.typing(1, "Kim"),
             frames.presence([(1, "Kim"), (2, "Lee")]),
         ]
