@@ -1,0 +1,1 @@
+"""The AI coach: providers, prompts, coaching analysis, the reply pipeline."""
