@@ -69,11 +69,12 @@ SITUATION = _cues(
     r"school|class|group|department|manager|boss|professor) (?:was|were|had|used|ran|"
     r"wanted|sold|needed)\b",
     r"\bat (?:university|school|college|work)\b|\binternship\b|\bpart-time\b",
+    r"\b(?:once|one day)\b",
 )
 TASK = _cues(
     r"\b(?:my|our) (?:task|job|role|responsibility|goal|aim|mission|assignment) (?:was|were|is)\b",
     r"\bi was (?:responsible|asked|supposed|in charge|tasked|expected|given|chosen|told)\b",
-    r"\b(?:i|we) (?:had|needed|wanted|have|need) to\b",
+    rf"\b{_SUBJ} (?:had|needed|wanted|have|need) to\b",
     r"\bthe (?:goal|task|challenge|problem|issue|aim|deadline|plan) was\b",
     r"\bit was (?:my|up to me|on me)\b",
     r"\b(?:asked|told) me to\b|\bmy job\b|\bmy task\b|\bmy role\b",
@@ -90,7 +91,16 @@ RESULT = _cues(
     r"\b(?:as a result|in the end|eventually|the (?:result|outcome)|resulted in|"
     r"which meant|this meant|that meant|this led to|led to|thanks to this|because of this|"
     r"since then|from then on|at the end)\b",
-    r"^(?:finally|in the end|so in the end|and so)\b",
+    r"^(?:finally|in the end|so in the end|and so|now|by the end)\b",
+    r"^after (?:a|an|one|two|three|four|five|six|\d+|a few|several) (?:days?|weeks?|months?|"
+    r"years?|terms?)\b",
+    r"\b(?:became|got|was|were|is|are) (?:much |a lot |far |even )?(?:faster|better|easier|"
+    r"cheaper|quicker|shorter|smaller|stable|more \w+|less \w+)\b",
+    r"\b(?:\w+ times|twice|much|far) (?:faster|quicker|cheaper|better|smaller|more|fewer)\b",
+    r"\b(?:higher|better|top|best|lower) (?:score|grade|mark|rating|result|rank)\b",
+    r"\b(?:complaints|crashes|errors|bugs|sales|costs?|tickets|queue|migration|project|"
+    r"problem|issue) (?:stopped|finished|ended|disappeared|went|moved|fell|dropped|rose|"
+    r"grew|was solved|was fixed)\b",
     r"\b(?:reduced|increased|improved|saved|cut|doubled|halved|grew|dropped|fell|rose|"
     r"raised|lowered|shortened|boosted|sped up|went down|went up)\b",
     r"\bon time\b|\bahead of (?:schedule|time)\b|\bthe deadline\b",
@@ -136,6 +146,8 @@ NON_BEHAVIOURAL = re.compile(
     r"where do you see|what do you know|do you have any questions)\b",
     re.IGNORECASE,
 )
+# "Since then I always set reminders" is a result, not a habit.
+_AFTERWARDS = re.compile(r"\b(?:since then|from then on|now|ever since)\b", re.IGNORECASE)
 _CONTINUES = re.compile(r"^(?:and|then|also|plus)\s+(?:\w+ly\s+)?\w+(?:ed|t)\b", re.IGNORECASE)
 
 
@@ -220,12 +232,12 @@ def resolve_overlaps(text: str, marks: list[tuple[str, int, int]]) -> list[tuple
 def _score(clause: str, position: float) -> dict[str, float]:
     scores = {
         "situation": 2.0 * len(SITUATION.findall(clause)),
-        "task": 2.5 * len(TASK.findall(clause)),
+        "task": 3.0 * len(TASK.findall(clause)),
         "action": 2.0 * min(2, len(ACTION.findall(clause))),
         "result": 2.5 * len(RESULT.findall(clause)),
     }
-    if has_quantity(clause) and (scores["result"] or scores["action"]):
-        scores["result"] += 1.5
+    if has_quantity(clause) and (scores["result"] or position >= 0.75):
+        scores["result"] += 2.0
     # Where the clause sits: stories start with the setting and end with the outcome.
     scores["situation"] += 1.0 - 2 * position if scores["situation"] else 0
     scores["result"] += position if scores["result"] else 0
@@ -238,7 +250,7 @@ def star_parts(text: str) -> dict[str, list[Span]]:
     labels: list[str | None] = []
     for i, (_, (start, end)) in enumerate(units):
         clause = text[start:end]
-        if GENERIC.search(clause) and not PAST.search(clause):
+        if GENERIC.search(clause) and not PAST.search(clause) and not _AFTERWARDS.search(clause):
             labels.append(None)
             continue
         scores = _score(clause, i / max(1, len(units) - 1))

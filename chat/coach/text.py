@@ -20,7 +20,13 @@ _CLAUSE_BREAK = re.compile(
     r"as a result|in the end|this|that|it|i|we|my|our)\b)|"
     r"\s+(?=(?:so (?:i|we)|and then|and so|but then|which meant|which led|"
     r"because of (?:this|that)|as a result|in the end|after that|afterwards)\b)|"
-    r"\s+(?=(?:and|but) (?:i|we|my|our|they|it|the (?:result|outcome))\b)",
+    r"\s+(?=(?:and|but) (?:i|we|my|our|they|it|the|his|her|everyone|nobody)\b)",
+    re.IGNORECASE,
+)
+
+_LEAD = re.compile(
+    r"(?:(?:u+m+|u+h+|e+r+m*|well|so|okay|ok|actually|basically|like|oh|you know|i mean)"
+    r"\s*,\s*|(?:u+m+|u+h+|e+r+m*|well|actually|basically)\s+)+",
     re.IGNORECASE,
 )
 
@@ -63,7 +69,16 @@ def clauses(text: str, sentence: Span) -> list[Span]:
         spans.append((start + cursor, start + match.start()))
         cursor = match.end()
     spans.append((start + cursor, end))
-    return [s for s in (trim(text, a, b, punctuation=True) for a, b in spans) if s[1] > s[0]]
+    out = []
+    for a, b in spans:
+        a, b = trim(text, a, b, punctuation=True)
+        # "Um, so, basically, when I was..." — the clause starts after the interjections.
+        lead = _LEAD.match(text, a, b)
+        if lead and lead.end() < b:
+            a = lead.end()
+        if b > a:
+            out.append((a, b))
+    return out
 
 
 def trim(text: str, start: int, end: int, *, punctuation: bool = False) -> Span:
