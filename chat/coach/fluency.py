@@ -99,6 +99,7 @@ def grammar_hints(text: str) -> list[Correction]:
             continue  # "he's went" is rare; "it's ran" is ambiguous with "it is"
         fixed = match.group()[: match.start("verb") - match.start()] + PARTICIPLES[verb.lower()]
         found.append(Correction("grammar", match.group(), fixed, match.start(), match.end()))
+    tense: list[Correction] = []
     for sentence in _SENTENCE.finditer(text):
         if not _PAST_TIME.search(sentence.group()):
             continue
@@ -110,7 +111,14 @@ def grammar_hints(text: str) -> list[Correction]:
             start = sentence.start() + match.start()
             original = match.group()
             fixed = original[: match.start("verb") - match.start()] + _keep_case(verb, past)
-            found.append(Correction("grammar", original, fixed, start, start + len(original)))
+            tense.append(Correction("grammar", original, fixed, start, start + len(original)))
+    # "I have saw" is one mistake: the participle fix wins over a past-tense one on "I have".
+    participle_spans = [(c.start, c.end) for c in found]
+    found += [
+        c
+        for c in tense
+        if not any(c.start < end and start < c.end for start, end in participle_spans)
+    ]
     for pattern, replacement in _FIXED:
         for match in pattern.finditer(text):
             fixed = _keep_case(match.group(), match.expand(replacement))
