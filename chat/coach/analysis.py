@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from chat.coach import fillers as filler_rules
 from chat.coach import fluency, history
-from chat.coach.text import Span, clauses, has_quantity, sentences, words
+from chat.coach.text import Span, clauses, has_quantity, sentences, trim, words
 
 PARTS = ("situation", "task", "action", "result")
 MISSING_FLAGS = (
@@ -213,7 +213,7 @@ def resolve_overlaps(text: str, marks: list[tuple[str, int, int]]) -> list[tuple
 
     A filler or hedge inside an action clause keeps its own mark and the action mark is cut
     around it (two pieces), so the page can wrap each piece in one `<mark>` without nesting.
-    Pieces left with only spaces or punctuation are dropped.
+    Pieces are trimmed of spaces and commas; pieces with no letter or digit are dropped.
     """
     rank = {kind: i for i, kind in enumerate(HIGHLIGHT_KINDS)}
     taken: list[Span] = []
@@ -222,7 +222,7 @@ def resolve_overlaps(text: str, marks: list[tuple[str, int, int]]) -> list[tuple
         pieces = [(start, end)]
         for a, b in taken:
             pieces = [p for s, e in pieces for p in ((s, min(e, a)), (max(s, b), e)) if p[0] < p[1]]
-        for s, e in pieces:
+        for s, e in (trim(text, a, b, punctuation=True) for a, b in pieces):
             if any(ch.isalnum() for ch in text[s:e]):
                 out.append((kind, s, e))
                 taken.append((s, e))

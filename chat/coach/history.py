@@ -29,7 +29,8 @@ ELEMENTS: dict[str, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
     "location": re.compile(
-        r"\b(?:head|chest|stomach|belly|back|throat|neck|shoulders?|arms?|legs?|knees?|"
+        r"\b(?:head(?:ache)?|chest|stomach(?:ache)?|toothache|backache|earache|belly|back|"
+        r"throat|neck|shoulders?|arms?|legs?|knees?|"
         r"ankles?|feet|foot|hands?|wrists?|eyes?|ears?|teeth|tooth|side|left|right|lower|"
         r"upper|abdomen|skin)\b",
         re.IGNORECASE,
