@@ -39,8 +39,7 @@ NUMBER_WORDS = (
 # A quantity: a digit, a spelled-out number, a percentage, money or "twice as fast".
 QUANTITY = re.compile(
     rf"\d|%|[$€£₩]|\b(?:{NUMBER_WORDS})\b|"
-    r"\b(?:a|an|per) (?:minute|hour|day|week|month|year|quarter|semester)\b",
-    re.IGNORECASE,
+    r"\b(?:a|an|per) (?:minute|hour|day|week|month|year|quarter|semester)\b"
 )
 
 
@@ -98,4 +97,4 @@ def words(text: str) -> list[str]:
 
 def has_quantity(text: str) -> bool:
     """True when the text holds a number: digits, %, money or a spelled-out number."""
-    return QUANTITY.search(text) is not None
+    return QUANTITY.search(text.lower()) is not None
