@@ -168,8 +168,16 @@ _INTERVIEW_TIPS: dict[str, Callable[[], list[str]]] = {
         gettext("What was your goal or responsibility there? One sentence is enough."),
     ],
 }
-_ORDER = ("specific_example", "personal_contribution", "action", "result", "measurable_result")
-_ORDER += ("situation", "task")
+# The most useful change first: a real story, then whose it is, then what is missing from it.
+_ORDER = (
+    "specific_example",
+    "personal_contribution",
+    "action",
+    "result",
+    "measurable_result",
+    "situation",
+    "task",
+)
 
 
 def _interview_tip(analysis: Analysis, variant: int) -> tuple[str, str]:

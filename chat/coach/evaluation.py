@@ -63,22 +63,31 @@ def _find(answer: str, quoted: str, after: int, where: str) -> int:
     return at
 
 
+def _strings(value: object) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return [str(v) for v in value]
+
+
 def parse_example(data: dict[str, object]) -> Example:
     """One labelled line: STAR parts as quoted substrings, fillers as "context [filler]"."""
     answer = str(data["answer"])
     ident = str(data["id"])
     star: dict[str, list[Span]] = {}
     labels = data.get("star") or {}
-    assert isinstance(labels, dict)
+    if not isinstance(labels, dict):
+        raise ValueError(f"{ident}: star must be an object of part -> quoted strings")
     for part in PARTS:
         spans = []
-        for quoted in labels.get(part, []):
+        for quoted in _strings(labels.get(part)):
             at = _find(answer, quoted, 0, f"{ident} {part}")
             spans.append((at, at + len(quoted)))
         star[part] = spans
     fillers = []
     cursor = 0
-    for context in data.get("fillers", []):  # type: ignore[attr-defined]
+    for context in _strings(data.get("fillers")):
         match = _BRACKETED.search(context)
         if match is None:
             raise ValueError(f"{ident}: filler label {context!r} has no [brackets]")
@@ -86,7 +95,7 @@ def parse_example(data: dict[str, object]) -> Example:
         at = _find(answer, plain, cursor, f"{ident} filler") + match.start()
         fillers.append(Filler(canonical(match.group(1)), at, at + len(match.group(1))))
         cursor = at + 1
-    missing = [str(m) for m in data.get("missing", [])]  # type: ignore[attr-defined]
+    missing = _strings(data.get("missing"))
     unknown = set(missing) - set(MISSING_FLAGS)
     if unknown:
         raise ValueError(f"{ident}: unknown flags {sorted(unknown)}")
@@ -184,8 +193,8 @@ def evaluate(examples: list[Example], analyser: Analyser) -> Scores:
                     counts.fp += 1
             if hit:
                 unmatched.remove(hit)
-        for gold in unmatched:
-            for key in (gold.form, "all"):
+        for missed in unmatched:
+            for key in (missed.form, "all"):
                 scores["fillers"].setdefault(key, Counts()).fn += 1
     return scores
 
