@@ -274,6 +274,20 @@ with no model and no network, and returns character spans into the answer:
   `personal_contribution` is flagged), and those over STAR parts, which are cut around
   them.
 
+## Using it
+
+- `analyse(answer, question=None, *, category="interview", duration_seconds=None)` in
+  `chat/coach/analysis.py` returns an `Analysis`; `.to_dict()` is JSON-ready and
+  `.highlights()` gives the marks for the page.
+- `offline_feedback(answer, question, category, *, variant=0)` in `chat/coach/coaching.py`
+  is what the offline coach says about an answer (the caller appends the next question);
+  `follow_up(answer)` is a small-talk follow-up question and
+  `unanswered_questions(bank, answers)` drops the medical questions already answered.
+- `python manage.py coach_feedback --jsonl < answers.jsonl` analyses one JSON object per
+  line (`{"question": ..., "answer": ...}`, optional `category`, `duration_seconds`) and
+  writes one result per line; a bad line gets `{"error": ...}`.
+- `make bench` times `analyse()` on a 300-word answer (part `analysis`).
+
 ## Limits
 
 - Cue phrases, not understanding: an unusual way of telling a story ("The moment the
