@@ -72,7 +72,7 @@ SITUATION = _cues(
     r"\b(?:at|in) my (?:last|previous|first|old|current|second|final|summer)\b",
     r"\b(?:last|this past|that) (?:year|month|summer|winter|spring|autumn|semester|term|week)\b",
     r"\b(?:years?|months?|weeks?) ago\b|\bin (?:19|20)\d\d\b",
-    r"\bthere (?:was|were)\b|\bwe had (?:a|an|one|two|three|no)\b",
+    r"\bthere (?:was|were)\b|\bwe had (?:a|an|one|two|three|no|this|these|some|the)\b",
     r"\b(?:i|we) (?:was|were) (?:a|an|the|in|on|part|working|leading|one|at|doing|the only)\b",
     r"\bi worked (?:as|at|for|in)\b|\bworking (?:as|at|on|for)\b",
     r"\b(?:our|the|my) (?:team|company|project|client|customer|shop|store|app|website|"
@@ -82,7 +82,8 @@ SITUATION = _cues(
     r"\b(?:once|one day)\b",
 )
 TASK = _cues(
-    r"\b(?:my|our) (?:task|job|role|responsibility|goal|aim|mission|assignment) (?:was|were|is)\b",
+    r"\b(?:my|our) (?:main |first |only |big |real )?(?:task|job|role|responsibility|goal|aim|"
+    r"mission|assignment)(?: \w+){0,4}? (?:was|were|is)\b",
     r"\bi was (?:responsible|asked|supposed|in charge|tasked|expected|given|chosen|told)\b",
     rf"\b{_SUBJ} (?:had|needed|wanted|have|need) to\b",
     r"\bthe (?:goal|task|challenge|problem|issue|aim|deadline|plan) was\b",
@@ -90,12 +91,14 @@ TASK = _cues(
     r"\b(?:asked|told) me to\b|\bmy job\b|\bmy task\b|\bmy role\b",
     r"\bhad to make sure\b|\bso that (?:i|we) could\b",
 )
+# The learner's own actions: "they" is usually someone else (the client, the users).
+_DOER = r"(?:i|we|my team|our team|the team)"
 ACTION = _cues(
-    rf"\b{_SUBJ} (?:\w+ly |then |also |first |quickly |finally )?(?:{_ACTION_VERBS})\b",
+    rf"\b{_DOER} (?:\w+ly |then |also |first |quickly |finally )?(?:{_ACTION_VERBS})\b",
     r"^(?:so|first|then|next|after that|afterwards|and then|firstly|secondly|to do this),? "
-    rf"{_SUBJ}\b",
+    rf"{_DOER}\b",
     r"^(?:first|then|next|after that|afterwards|and then),? ",
-    rf"\b{_SUBJ} (?:\w+ly )?(?!was\b|were\b|had\b|needed\b|wanted\b)\w+ed\b",
+    rf"\b{_DOER} (?:\w+ly )?(?!was\b|were\b|had\b|needed\b|wanted\b)\w+ed\b",
 )
 RESULT = _cues(
     r"\b(?:as a result|in the end|eventually|the (?:result|outcome)|resulted in|"
@@ -237,14 +240,17 @@ def resolve_overlaps(text: str, marks: list[tuple[str, int, int]]) -> list[tuple
     return sorted(out, key=lambda m: m[1])
 
 
-def _score(clause: str, position: float) -> dict[str, float]:
+def _score(clause: str, position: float, *, last: bool = False) -> dict[str, float]:
     scores = {
         "situation": 2.0 * len(SITUATION.findall(clause)),
         "task": 3.0 * len(TASK.findall(clause)),
         "action": 2.0 * min(2, len(ACTION.findall(clause))),
         "result": 2.5 * len(RESULT.findall(clause)),
     }
-    if has_quantity(clause) and (scores["result"] or position >= 0.75):
+    # A number late in the story is usually the outcome, unless the clause is an action
+    # ("I worked two night shifts") before the last sentence.
+    late = last or (position >= 0.75 and not scores["action"])
+    if has_quantity(clause) and (scores["result"] or late):
         scores["result"] += 2.0
     # Where the clause sits: stories start with the setting and end with the outcome.
     scores["situation"] += 1.0 - 2 * position if scores["situation"] else 0
@@ -264,12 +270,15 @@ def star_parts(text: str, units: list[Unit] | None = None) -> dict[str, list[Spa
     text = lowered(text)
     units = _units(text) if units is None else units
     labels: list[str | None] = []
+    generic: set[int] = set()
     for i, (_, (start, end)) in enumerate(units):
         clause = text[start:end]
         if GENERIC.search(clause) and not PAST.search(clause) and not _AFTERWARDS.search(clause):
             labels.append(None)
+            generic.add(i)
             continue
-        scores = _score(clause, i / max(1, len(units) - 1))
+        last = units[i][0] == units[-1][0]
+        scores = _score(clause, i / max(1, len(units) - 1), last=last)
         best = max(PARTS, key=lambda p: scores[p])
         if scores[best] >= 1.5:
             labels.append(best)
@@ -280,6 +289,14 @@ def star_parts(text: str, units: list[Unit] | None = None) -> dict[str, list[Spa
             labels.append(labels[-1])
         else:
             labels.append(None)
+    # A story that has actions and ends on a sentence without cues ends on its outcome:
+    # "No patient missed their treatment."
+    if "result" not in labels and "action" in labels and labels[-1] is None:
+        last_sentence = units[-1][0]
+        for i in range(len(units) - 1, -1, -1):
+            if units[i][0] != last_sentence or labels[i] is not None or i in generic:
+                break
+            labels[i] = "result"
     star: dict[str, list[Span]] = {p: [] for p in PARTS}
     previous: tuple[str | None, Span] = (None, (0, 0))
     for (sentence, (start, end)), label in zip(units, labels, strict=True):

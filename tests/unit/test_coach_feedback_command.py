@@ -36,7 +36,7 @@ def test_each_line_gets_star_fillers_missing_hedges_and_words() -> None:
 
 
 def test_an_absent_part_is_an_empty_list() -> None:
-    [result] = run(json.dumps({"question": "Q?", "answer": "I fixed a bug. It was hard."}))
+    [result] = run(json.dumps({"question": "Q?", "answer": "I fixed a bug in the login page."}))
     star = result["star"]
     assert isinstance(star, dict)
     assert star["result"] == [] and star["situation"] == []
