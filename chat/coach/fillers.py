@@ -30,6 +30,10 @@ _LIKE_FILLER_AFTER = re.compile(
     r"he|she|it|it's|there|the whole|honestly)\b)",
     re.IGNORECASE,
 )
+_LIKE_AS = re.compile(
+    r"^\s+(?:i|we|you|they|he|she) (?:said|say|told|mentioned|explained|wrote|expected)\b",
+    re.IGNORECASE,
+)
 _DETERMINER_BEFORE = re.compile(
     r"\b(?:a|an|the|what|which|this|that|these|those|any|some|every|each|one|same|"
     r"different|all|no|other|another|many|several|my|your|our|their|his|her|its|"
@@ -83,6 +87,8 @@ def _is_filler(form: str, text: str, start: int, end: int) -> bool:
     comma_before = before.rstrip().endswith(",") or not before.strip()
     comma_after = after.startswith(",")
     if form == "like":
+        if _LIKE_AS.match(after):
+            return False  # "like I said" means "as I said"
         if comma_before and comma_after:
             return True
         if comma_after and not _LIKE_MEANING_BEFORE.search(before):

@@ -51,6 +51,11 @@ _PAST_TIME = re.compile(
     r"months?|years?) ago|ago|in 19\d\d|in 20[01]\d)\b",
     re.IGNORECASE,
 )
+# "Last year was hard, but now I am happy": a present time word keeps the present tense.
+_PRESENT_TIME = re.compile(
+    r"\b(?:now|today|these days|nowadays|currently|still|every|usually|always|since)\b",
+    re.IGNORECASE,
+)
 _SUBJECT_VERB = re.compile(
     rf"\b(?P<subject>i|we|they|my \w+|our \w+)\s+(?:also\s+|just\s+|really\s+)?"
     rf"(?P<verb>{'|'.join(PAST)})\b(?!\s+(?:been|got)\b)",
@@ -101,7 +106,7 @@ def grammar_hints(text: str) -> list[Correction]:
         found.append(Correction("grammar", match.group(), fixed, match.start(), match.end()))
     tense: list[Correction] = []
     for sentence in _SENTENCE.finditer(text):
-        if not _PAST_TIME.search(sentence.group()):
+        if not _PAST_TIME.search(sentence.group()) or _PRESENT_TIME.search(sentence.group()):
             continue
         for match in _SUBJECT_VERB.finditer(sentence.group()):
             verb = match.group("verb")
