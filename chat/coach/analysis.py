@@ -38,9 +38,43 @@ HISTORY_CORE = ("onset", "duration", "severity")
 HIGHLIGHT_KINDS = ("filler", "hedge", "we", "situation", "task", "action", "result")
 
 
+def _alternatives(pattern: str) -> list[str]:
+    """The top-level alternatives of a regular expression (outside groups and classes)."""
+    found, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            found.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    found.append(pattern[start:])
+    return found
+
+
 def _cues(*patterns: str) -> re.Pattern[str]:
-    # Matched against lower-cased text: case-insensitive matching is several times slower.
-    return re.compile("|".join(f"(?:{p})" for p in patterns))
+    """One regex for a list of cue phrases, built to be scanned fast.
+
+    Matched against lower-cased text (case-insensitive matching is several times slower),
+    and every alternative that starts with a word boundary is put under one shared \\b, so
+    positions inside words are rejected once instead of once per alternative (3x faster).
+    """
+    pieces = [alt for p in patterns for alt in _alternatives(p)]
+    bounded = [alt[2:] for alt in pieces if alt.startswith("\\b")]
+    others = [f"(?:{alt})" for alt in pieces if not alt.startswith("\\b")]
+    if bounded:
+        others.append("\\b(?:" + "|".join(f"(?:{alt})" for alt in bounded) + ")")
+    return re.compile("|".join(others))
 
 
 def lowered(text: str) -> str:
