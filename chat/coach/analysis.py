@@ -355,7 +355,7 @@ def _missing(
 ) -> list[str]:
     missing = [p for p in PARTS if behavioural and not star[p]]
     actions = [text[a:b] for a, b in star["action"]]
-    if WE.search(text) and not any(I_DOER.search(a) for a in actions):
+    if behavioural and WE.search(text) and not any(I_DOER.search(a) for a in actions):
         missing.append("personal_contribution")
     results = [text[a:b] for a, b in star["result"]]
     if behavioural and results and not any(has_quantity(r) for r in results):
@@ -408,7 +408,10 @@ def analyse(
         result.history = history.history_elements(answer)
         result.history_missing = [k for k in HISTORY_CORE if not result.history[k]]
         return result
-    result.behavioural = question is None or not NON_BEHAVIOURAL.search(question)
+    # General-purpose coaches and questions like "Why this role?" get no STAR flags.
+    result.behavioural = category != "general" and (
+        question is None or not NON_BEHAVIOURAL.search(question)
+    )
     result.star = star_parts(low, units)
     result.missing = _missing(low, units, result.star, result.behavioural)
     return result

@@ -132,7 +132,7 @@ def _hedge_tip(analysis: Analysis, variant: int) -> str | None:
 
 def _length_tip(analysis: Analysis) -> str | None:
     if analysis.words < 25:
-        return gettext("That was short: give one concrete example with a few more details.")
+        return gettext("That was short: give one concrete example with a few details.")
     if analysis.words > 300:
         return gettext("That was long: aim for about two minutes, and lead with the result.")
     return None
@@ -183,6 +183,9 @@ _ORDER = (
 def _interview_tip(analysis: Analysis, variant: int) -> tuple[str, str]:
     """(label, tip): the label is empty when the tip is praise rather than a change."""
     label = gettext("Next time:")
+    if analysis.words < 8:
+        # Too little to judge the structure: ask for more first.
+        return label, gettext("That was short: give one concrete example with a few details.")
     for flag in _ORDER:
         if flag in analysis.missing:
             return label, _pick(_INTERVIEW_TIPS[flag](), analysis.answer, variant)
@@ -207,6 +210,15 @@ def _interview_tip(analysis: Analysis, variant: int) -> tuple[str, str]:
 
 def follow_up(answer: str, *, variant: int = 0) -> str:
     """A conversation follow-up about something the learner mentioned."""
+    if len(words(answer)) < 4:
+        return _pick(
+            [
+                gettext("Can you tell me a little more about that?"),
+                gettext("Tell me more — what happened?"),
+            ],
+            answer,
+            variant,
+        )
     topic = _TOPIC.search(answer)
     if topic:
         options = [

@@ -398,3 +398,21 @@ def test_report_has_the_explanation_and_the_tables(labelled: list[evaluation.Exa
     assert text.startswith("# Coaching analysis")
     assert "### STAR parts (character overlap)" in text
     assert "| measurable_result |" in text
+
+
+def test_a_general_coach_gets_no_star_flags() -> None:
+    found = analyse("We talked about the weather and we went home.", category="general")
+    assert found.behavioural is False
+    assert found.missing == []
+
+
+@pytest.mark.parametrize(
+    "answer", ["", "   ", "???", "안녕하세요 저는 학생입니다.", "İstanbul, um, was great."]
+)
+def test_odd_answers_are_analysed_without_error(answer: str) -> None:
+    for category in ("interview", "conversation", "medical", "general"):
+        found = analyse(answer, category=category)
+        for kind, start, end in found.highlights():
+            assert kind in HIGHLIGHT_KINDS and 0 <= start < end <= len(answer)
+    fillers = analyse("İstanbul, um, was great.").fillers
+    assert [("İstanbul, um, was great."[f.start : f.end]) for f in fillers] == ["um"]

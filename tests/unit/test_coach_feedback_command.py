@@ -82,3 +82,11 @@ def test_help_says_bad_lines_give_an_error_object() -> None:
     from chat.management.commands.coach_feedback import Command
 
     assert '{"error": "..."}' in Command.help
+
+
+def test_without_jsonl_all_of_stdin_is_one_answer() -> None:
+    out = io.StringIO()
+    call_command("coach_feedback", stdin=io.StringIO(ANSWER + "\n"), stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["words"] == 27
+    assert result["fillers"] == [{"form": "um", "start": 0, "end": 2}]

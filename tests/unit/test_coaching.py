@@ -151,3 +151,10 @@ def test_feedback_is_plain_text_without_html() -> None:
         for category in ("interview", "conversation", "medical"):
             text = offline_feedback(answer, None, category)
             assert "<" not in text and ">" not in text.replace("→", "")
+
+
+def test_a_very_short_answer_is_asked_for_more() -> None:
+    for category in ("interview", "general"):
+        assert "short" in offline_feedback("I fixed it.", QUESTION, category)
+    assert "more" in offline_feedback("ok", None, "conversation")
+    assert offline_feedback("", None, "medical") == "When did it start?"
