@@ -199,6 +199,44 @@ def evaluate(examples: list[Example], analyser: Analyser) -> Scores:
     return scores
 
 
+def evaluate_hints(examples: list[Example]) -> dict[str, Counts]:
+    """Grammar and spelling hints (by the words corrected) on small-talk answers, and the
+    missing parts of a symptom history, against their labels."""
+    scores = {"grammar": Counts(), "spelling": Counts(), "history_missing": Counts()}
+    for example in examples:
+        found = run_analyser(example)
+        pairs: list[tuple[str, list[str], list[str]]] = []
+        if example.category == "conversation":
+            pairs.append(
+                (
+                    "grammar",
+                    _strings(example.raw.get("grammar")),
+                    [c.original for c in found.grammar],
+                )
+            )
+            pairs.append(
+                (
+                    "spelling",
+                    _strings(example.raw.get("spelling")),
+                    [c.original for c in found.spelling],
+                )
+            )
+        if example.category == "medical":
+            pairs.append(
+                (
+                    "history_missing",
+                    _strings(example.raw.get("history_missing")),
+                    found.history_missing,
+                )
+            )
+        for key, gold, predicted in pairs:
+            counts = scores[key]
+            counts.tp += len(set(gold) & set(predicted))
+            counts.fp += len(set(predicted) - set(gold))
+            counts.fn += len(set(gold) - set(predicted))
+    return scores
+
+
 def run_analyser(example: Example) -> Analysis:
     """The analyser on one labelled answer."""
     return analyse(example.answer, example.question, category=example.category)
@@ -352,6 +390,26 @@ def report_markdown(examples: list[Example], held_out: list[Example] | None = No
         _table("flag", list(MISSING_FLAGS), columns, "missing"),
         "",
     ]
+    hints = evaluate_hints(examples)
+    lines += [
+        "### Small talk and symptom histories",
+        "",
+        f"{sum(e.category == 'conversation' for e in examples)} small-talk and "
+        f"{sum(e.category == 'medical' for e in examples)} medical answers: too few to say "
+        "more than that the hints fire where they should.",
+        "",
+        "| what | analyser P | analyser R |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {_pct(c.precision)} | {_pct(c.recall)} |"
+        for name, c in (
+            ("grammar hints (words corrected)", hints["grammar"]),
+            ("spelling hints (words corrected)", hints["spelling"]),
+            ("missing onset / duration / severity", hints["history_missing"]),
+        )
+    ]
+    lines.append("")
     if held_out:
         a_held, b_held = evaluate(held_out, run_analyser), evaluate(held_out, run_baseline)
         held_columns = [("analyser", a_held), ("baseline", b_held)]

@@ -398,6 +398,7 @@ def test_report_has_the_explanation_and_the_tables(labelled: list[evaluation.Exa
     assert text.startswith("# Coaching analysis")
     assert "### STAR parts (character overlap)" in text
     assert "| measurable_result |" in text
+    assert "| grammar hints (words corrected) | 100 | 100 |" in text
 
 
 def test_a_general_coach_gets_no_star_flags() -> None:
