@@ -289,7 +289,9 @@ with no model and no network, and returns character spans into the answer:
   outcome ("as a result", "reduced", "was happy", a number) for the result. A small bonus
   for position (settings come first, outcomes last) breaks ties. A clause without cues
   keeps the part of the clause before it in the same sentence, so a part split across a
-  comma stays whole, and one sentence can hold both a situation and a task.
+  comma stays whole, and one sentence can hold both a situation and a task. A story with
+  actions that ends on a sentence without cues ends on its outcome ("No patient missed
+  their treatment."). "They" is not the learner, so "they stayed with us" is no action.
 - **Fillers.** um, uh, er, basically and actually always count. like, you know, I mean,
   sort of and kind of count only when they carry no meaning: "I like football",
   "something like a reading club", "do you know the answer" and "what kind of bug" are
@@ -300,7 +302,8 @@ with no model and no network, and returns character spans into the answer:
   "a team of four", "twice as fast", "half the cost", a percentage, money or "a week");
   `specific_example` when the answer describes what one would or always does and no one
   occasion (no time anchor such as "last year", fewer than two past-tense clauses).
-  Questions that are not behavioural ("Why do you want this role?") get no STAR flags.
+  Questions that are not behavioural ("Why do you want this role?") and general-purpose
+  coaches get no STAR flags.
 - **Conversation and medical coaches** get no STAR feedback: small talk gets fillers,
   vocabulary variety (distinct words over words, on 50-word windows), spelling (the
   pyspellchecker English list) and a few grammar hints that are nearly always right
@@ -334,8 +337,8 @@ with no model and no network, and returns character spans into the answer:
 - The labelled set is small and was written by the same person who wrote the rules, and
   the rules were tuned on it: it is a development set, and its numbers are optimistic.
   The held-out answers (`tests/data/coaching/heldout.jsonl`, written after the first
-  version of the rules; later changes came from other, unlabelled answers, and nobody
-  looked at the held-out mistakes) are the fairer estimate: they show the task part
+  version of the rules; later changes came from other, unlabelled answers, never from
+  the held-out mistakes) are the fairer estimate: they show the task part
   and the flags that depend on it (`task`, `measurable_result`) are the weakest, because
   tasks are often implied ("Nobody had time to make one, so I offered to do it").
 - English only; spelling skips capitalised words (names, places) and words under three
@@ -346,7 +349,8 @@ with no model and no network, and returns character spans into the answer:
 P is precision (of what was found, how much was right), R is recall (of what was
 labelled, how much was found), in percent; "—" means nothing was found or nothing was
 labelled. STAR parts are scored by character overlap, fillers by span match, flags per
-answer (see `chat/coach/evaluation.py`). The **baseline** is positional: first sentence
+answer (see `chat/coach/evaluation.py`). "Mean F1 over STAR parts and flags" is the mean
+of the F1 of the four parts and the seven flags. The **baseline** is positional: first sentence
 = situation, second = task, middle sentences = action, last = result, every filler word
 counted by plain match. **Weak answers** are the labelled answers marked weak (rambling,
 "we" only, hypothetical, no result, many fillers): the answers that need coaching most.
