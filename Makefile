@@ -77,7 +77,7 @@ bench: $(VENV)/.installed-test
 # The analyser's precision/recall against the labelled answers, next to a positional baseline.
 coaching-report: $(VENV)/.installed-run
 	@mkdir -p var
-	$(PY) -m chat.coach.evaluation --out var/coaching.md
+	$(PY) -m chat.coach.evaluation_report --out var/coaching.md
 
 # Committed docs are only ever rewritten on purpose, by this target.
 docs: coaching-report

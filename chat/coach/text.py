@@ -98,3 +98,12 @@ def words(text: str) -> list[str]:
 def has_quantity(text: str) -> bool:
     """True when the text holds a number: digits, %, money or a spelled-out number."""
     return QUANTITY.search(text.lower()) is not None
+
+
+def lowered(text: str) -> str:
+    """The text in lower case with the same offsets (characters whose lower case is longer,
+    like "İ", are kept as they are)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chat.coach import evaluation
+from chat.coach import evaluation, evaluation_report
 from chat.coach.analysis import HIGHLIGHT_KINDS, MISSING_FLAGS, analyse, resolve_overlaps
 from chat.coach.baseline import baseline_analyse, positional_star
 
@@ -394,7 +394,7 @@ def test_a_label_that_is_not_in_the_answer_is_refused() -> None:
 
 
 def test_report_has_the_explanation_and_the_tables(labelled: list[evaluation.Example]) -> None:
-    text = evaluation.report_markdown(labelled)
+    text = evaluation_report.report_markdown(labelled)
     assert text.startswith("# Coaching analysis")
     assert "### STAR parts (character overlap)" in text
     assert "| measurable_result |" in text
