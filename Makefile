@@ -18,13 +18,15 @@ FIND_PYTHON = for p in $$PYTHON python3.14 python3.13 python3.12 python3 \
 # Where makemessages and compilemessages must not look (virtualenv, data, built files, tests).
 I18N_IGNORE := --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests --ignore=bench
 
-.PHONY: help run test lint format bench clean chromium gettext messages compilemessages
+.PHONY: help run test lint format bench clean chromium gettext messages compilemessages coaching-report docs
 
 help:
 	@echo "make run    install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
 	@echo "make test   install test tools (Chromium included) and run the whole suite"
 	@echo "make bench  run the benchmarks (QUICK=1 for a short smoke run)"
 	@echo "make messages  update locale/*/LC_MESSAGES/django.po from the code and templates"
+	@echo "make coaching-report  score the answer analyser on the labelled answers (var/coaching.md)"
+	@echo "make docs   copy generated reports into docs/ (deliberately: tests never write there)"
 
 $(VENV)/.created:
 	@py="$$($(FIND_PYTHON))" || { echo "error: Python 3.12 or newer is required (Django 6). Install python3.12 or set PYTHON=/path/to/python3.12." >&2; exit 1; }; \
@@ -91,6 +93,15 @@ test: $(VENV)/.installed-test chromium lint compilemessages
 
 bench: $(VENV)/.installed-test
 	TESTING=1 $(PY) -m bench $(if $(QUICK),--quick,)
+
+# The analyser's precision/recall against the labelled answers, next to a positional baseline.
+coaching-report: $(VENV)/.installed-run
+	@mkdir -p var
+	$(PY) -m chat.coach.evaluation_report --out var/coaching.md
+
+# Committed docs are only ever rewritten on purpose, by this target.
+docs: coaching-report
+	cp var/coaching.md docs/coaching.md
 
 clean:
 	rm -rf $(VENV) var staticfiles
