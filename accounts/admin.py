@@ -12,7 +12,7 @@ from accounts.models import User
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     """Users by e-mail; staff can grant a learner more AI replies a day."""
 
     ordering = ("email",)

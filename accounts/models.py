@@ -20,7 +20,7 @@ class EmailUserManager(UserManager["User"]):
         # Case-insensitive login: "Kim@Example.com" and "kim@example.com" are one person.
         return self.get(email__iexact=username)
 
-    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:  # type: ignore[override]
+    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("An e-mail address is required.")
         user = self.model(email=normalize_email(email), **extra)
