@@ -292,10 +292,7 @@ def resolve_user(identity: GatewayIdentity) -> User:
         raise GatewayRefused(f"not an e-mail address: {email!r}") from exc
 
     link = GatewayAccount.objects.select_related("user").filter(gateway_id=identity.user_id).first()
-    if link is not None:
-        user = link.user
-    else:
-        user = _claim_account(identity, email)
+    user = link.user if link is not None else _claim_account(identity, email)
     if not user.is_active:
         raise GatewayRefused(f"account {user.pk} is inactive")
     return user
