@@ -307,6 +307,9 @@ OFFLINE_TOKEN_DELAY = env_float("OFFLINE_TOKEN_DELAY", 0.03)
 # raised to 0.01 (chat.coach.broadcast.flush_interval); 0 means a frame per token, for the bench
 # and tests only (~4x the CPU per token).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.04)
+# A token that comes this long (seconds) after the previous one is flushed at once: the model
+# is slow and nothing is queuing, so batching would only delay it. 0 turns this off.
+STREAM_IDLE_GAP = env_float("STREAM_IDLE_GAP", 0.005)
 # How often a growing reply is written to the database, in seconds.
 STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0)
 # Seconds a growing reply may go unsaved before it is stored as interrupted (its process
