@@ -24,7 +24,18 @@ class UserAdmin(BaseUserAdmin):
         (None, {"fields": ("email", "password")}),
         (
             _("Profile"),
-            {"fields": ("nickname", "role", "organisation", "language", "daily_ai_limit")},
+            {
+                "fields": (
+                    "nickname",
+                    "role",
+                    "organisation",
+                    "language",
+                    "daily_ai_limit",
+                    "auto_read",
+                    "speech_rate",
+                    "keep_recordings",
+                )
+            },
         ),
         (
             _("Permissions"),

@@ -44,7 +44,14 @@ class ProfileForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ("nickname", "organisation", "language")
+        fields = (
+            "nickname",
+            "organisation",
+            "language",
+            "auto_read",
+            "speech_rate",
+            "keep_recordings",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -46,8 +46,15 @@ class Exchange:
     quota_refused: bool = False
 
 
-def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, ReplyRequest]:
-    request = build_request(conversation)
+def _learner_language(user: User) -> str:
+    # The saved choice, else the language this request or socket runs in.
+    return user.language or translation.get_language() or ""
+
+
+def _start_reply(
+    conversation: Conversation, usage: Any, user: User
+) -> tuple[Message, ReplyRequest]:
+    request = build_request(conversation, _learner_language(user))
     reply = message_create(
         conversation=conversation,
         author=None,
@@ -63,13 +70,20 @@ def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, Reply
 
 @transaction.atomic
 def exchange_start(
-    *, user: User, conversation: Conversation, text: str, ask_ai: bool, require_ai: bool
+    *,
+    user: User,
+    conversation: Conversation,
+    text: str,
+    ask_ai: bool,
+    require_ai: bool,
+    speech_seconds: float | None = None,
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
     `require_ai` (practice): with no quota left nothing is stored and QuotaExhaustedError
     is raised, so the typed text can stay in the box. In a room the message is
-    still posted and only the coach's answer is refused.
+    still posted and only the coach's answer is refused. `speech_seconds` (a dictated
+    answer's speaking time, already validated) is kept as ``metadata["speech"]``.
     """
     exchange = Exchange(limit=quota.daily_limit(user))
     usage = None
@@ -79,9 +93,12 @@ def exchange_start(
             if require_ai:
                 raise QuotaExhaustedError
             exchange.quota_refused = True
-    exchange.user_message = message_create(conversation=conversation, author=user, content=text)
+    metadata = {"speech": {"duration_seconds": speech_seconds}} if speech_seconds else None
+    exchange.user_message = message_create(
+        conversation=conversation, author=user, content=text, metadata=metadata
+    )
     if usage is not None:
-        exchange.reply, exchange.request = _start_reply(conversation, usage)
+        exchange.reply, exchange.request = _start_reply(conversation, usage, user)
         exchange.usage_id = usage.pk
     return exchange
 
@@ -117,7 +134,7 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         limit=quota.daily_limit(user),
         deleted_ids=[str(pk) for pk in stale],
     )
-    exchange.reply, exchange.request = _start_reply(conversation, usage)
+    exchange.reply, exchange.request = _start_reply(conversation, usage, user)
     exchange.usage_id = usage.pk
     return exchange
 
