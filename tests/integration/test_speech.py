@@ -219,9 +219,10 @@ def test_webm_duration_comes_from_the_page_within_bounds(
     response = transcribe(web, opening.conversation, webm, duration="12.345")
     assert response.json()["duration_seconds"] == 12.35
     webm.seek(0)
-    assert transcribe(web, opening.conversation, webm, duration="-3").json()[
-        "duration_seconds"
-    ] is None
+    assert (
+        transcribe(web, opening.conversation, webm, duration="-3").json()["duration_seconds"]
+        is None
+    )
 
 
 def test_unsupported_format_is_refused_before_the_model_is_asked(
@@ -301,9 +302,7 @@ def test_someone_else_cannot_transcribe_into_my_conversation(
 # --- the speaking time on the sent answer -----------------------------------------------------
 
 
-def test_sent_answer_keeps_its_speaking_time(
-    settings: Any, learner: Any, opening: Message
-) -> None:
+def test_sent_answer_keeps_its_speaking_time(settings: Any, learner: Any, opening: Message) -> None:
     settings.OPENAI_BASE_URL = ""
     settings.OPENAI_API_KEY = ""
     text = "I led the billing migration and we cut failed payments by a third"
