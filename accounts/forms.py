@@ -58,6 +58,12 @@ class ProfileForm(forms.ModelForm):
         self.fields["nickname"].widget.attrs["autocomplete"] = "nickname"
         self.fields["organisation"].widget.attrs["autocomplete"] = "organization"
         self.fields["language"].choices = [("", _("Same as my browser")), *settings.LANGUAGES]
+        # A form that leaves the speed out (older pages, scripts) keeps the normal speed.
+        self.fields["speech_rate"].required = False
+
+    def clean_speech_rate(self) -> float:
+        rate = self.cleaned_data.get("speech_rate")
+        return 1.0 if rate is None else rate
 
     def clean_nickname(self) -> str:
         return clean_nickname_value(self.cleaned_data["nickname"])
