@@ -314,6 +314,8 @@ REPLY_STALE_SECONDS = env_float("REPLY_STALE_SECONDS", 0.0)
 # transcribed by its transcription endpoint; without one the browser's own speech is used.
 SPEECH_MODEL = env("SPEECH_MODEL", "gpt-4o-mini-tts")
 SPEECH_VOICE = env("SPEECH_VOICE", "alloy")
+# The stored audio's format: mp3 (small, plays everywhere), or opus, aac, flac, wav.
+SPEECH_FORMAT = env("SPEECH_FORMAT", "mp3")
 TRANSCRIBE_MODEL = env("TRANSCRIBE_MODEL", "whisper-1")
 # An upload larger or a recording longer than these is refused before the model is asked.
 DICTATION_MAX_BYTES = env_int("DICTATION_MAX_BYTES", 5 * 1024 * 1024)

@@ -40,6 +40,14 @@ AUDIO_TYPES: dict[str, str] = {
     "audio/wave": ".wav",
     "audio/flac": ".flac",
 }
+# The speech endpoint's formats, with the type and extension they are stored under.
+SPEECH_FORMATS: dict[str, tuple[str, str]] = {
+    "mp3": ("audio/mpeg", ".mp3"),
+    "opus": ("audio/ogg", ".ogg"),
+    "aac": ("audio/aac", ".aac"),
+    "flac": ("audio/flac", ".flac"),
+    "wav": ("audio/wav", ".wav"),
+}
 # The speech endpoint's input limit, in characters.
 SPEECH_MAX_CHARS = 4096
 
@@ -106,12 +114,13 @@ def speech_for(message: Message) -> SpeechAudio:
     if not readable(message):
         raise SpeechError(_("Only the coach's finished messages can be read aloud."), status=404)
     model, voice = settings.SPEECH_MODEL, settings.SPEECH_VOICE
+    audio_format = settings.SPEECH_FORMAT if settings.SPEECH_FORMAT in SPEECH_FORMATS else "mp3"
     try:
         response = client().audio.speech.create(
             model=model,
             voice=voice,
             input=message.content[:SPEECH_MAX_CHARS],
-            response_format="mp3",
+            response_format=audio_format,  # type: ignore[arg-type]
         )
         audio = response.content
     except openai.OpenAIError as exc:
@@ -120,12 +129,15 @@ def speech_for(message: Message) -> SpeechAudio:
         raise error from exc
     if not audio:
         raise SpeechError(_("The speech service sent no audio."), status=502)
-    return _store_speech(message, audio, model=model, voice=voice)
+    return _store_speech(message, audio, audio_format=audio_format, model=model, voice=voice)
 
 
-def _store_speech(message: Message, audio: bytes, *, model: str, voice: str) -> SpeechAudio:
-    row = SpeechAudio(message=message, content_type="audio/mpeg", model=model, voice=voice)
-    row.audio.save(f"{message.pk}.mp3", ContentFile(audio), save=False)
+def _store_speech(
+    message: Message, audio: bytes, *, audio_format: str, model: str, voice: str
+) -> SpeechAudio:
+    content_type, suffix = SPEECH_FORMATS[audio_format]
+    row = SpeechAudio(message=message, content_type=content_type, model=model, voice=voice)
+    row.audio.save(f"{message.pk}{suffix}", ContentFile(audio), save=False)
     try:
         with transaction.atomic():
             row.save(force_insert=True)

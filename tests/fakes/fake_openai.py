@@ -36,11 +36,13 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import io
 import json
 import re
 import signal
 import threading
 import time
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +97,17 @@ def speech_bytes(text: str) -> bytes:
     """The fake's deterministic "audio" for a text (an ID3 header, then bytes of the text)."""
     body = (text.encode() * 8)[: max(256, len(text) * 8)]
     return SPEECH_HEADER + body
+
+
+def speech_wav(text: str, rate: int = 8000) -> bytes:
+    """A playable WAV of silence, 20 ms per character of `text` (at least half a second)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(1)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x80" * max(rate // 2, len(text) * rate // 50))
+    return out.getvalue()
 
 
 def parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
@@ -639,7 +652,9 @@ class FakeOpenAIServer:
             return await self._json(conn, record, 400, _error_body(400, model))
         if script.delay:
             await self._pause(script.delay, conn.gone)
-        audio = speech_bytes(text)
+        # WAV is real audio a browser can play (silence, longer for longer input).
+        wants_wav = body.get("response_format") == "wav"
+        audio = speech_wav(text) if wants_wav else speech_bytes(text)
         kind = {"wav": "audio/wav", "opus": "audio/ogg", "flac": "audio/flac"}.get(
             str(body.get("response_format") or "mp3"), "audio/mpeg"
         )
