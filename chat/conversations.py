@@ -6,6 +6,8 @@ uses to add a message (with the conversation's next sequence number).
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +19,7 @@ from accounts.models import User
 from chat.models import Connection, Conversation, Membership, Message
 
 PAGE_SIZE = 50
+ConversationId = uuid.UUID | str
 
 
 class NotAMemberError(Exception):
@@ -27,7 +30,7 @@ class NotAMemberError(Exception):
 
 
 def conversation_for(
-    user: User, conversation_id: object, *, require_member: bool = False
+    user: User, conversation_id: ConversationId, *, require_member: bool = False
 ) -> Conversation | None:
     """The conversation if `user` may see it, else None — for every view and the socket.
 
@@ -70,7 +73,7 @@ def coach_name(conversation: Conversation) -> str:
 
 def online_members(conversation: Conversation) -> list[tuple[int, str]]:
     """(user id, nickname) of members with a live socket on it, by nickname."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     rows = (
         Connection.objects.filter(conversation=conversation, last_seen__gte=cutoff)
         .values_list("user_id", "user__nickname")
@@ -82,7 +85,7 @@ def online_members(conversation: Conversation) -> list[tuple[int, str]]:
 # --- messages: reads ----------------------------------------------------------------------------
 
 
-def messages_qs(conversation_id: object) -> QuerySet[Message]:
+def messages_qs(conversation_id: ConversationId) -> QuerySet[Message]:
     """Messages of a conversation with their authors and coach, oldest first."""
     return (
         Message.objects.filter(conversation_id=conversation_id)
@@ -92,7 +95,7 @@ def messages_qs(conversation_id: object) -> QuerySet[Message]:
 
 
 def latest_messages(
-    conversation_id: object, *, before_seq: int | None = None, limit: int = PAGE_SIZE
+    conversation_id: ConversationId, *, before_seq: int | None = None, limit: int = PAGE_SIZE
 ) -> list[Message]:
     """The newest `limit` messages (older than `before_seq`), oldest first: one query."""
     qs = messages_qs(conversation_id)
@@ -102,7 +105,11 @@ def latest_messages(
 
 
 def messages_after(
-    conversation_id: object, after_seq: int, *, until_seq: int | None = None, limit: int = 500
+    conversation_id: ConversationId,
+    after_seq: int,
+    *,
+    until_seq: int | None = None,
+    limit: int = 500,
 ) -> list[Message]:
     """Messages newer than `after_seq` (and up to `until_seq`), oldest first."""
     qs = messages_qs(conversation_id).filter(seq__gt=after_seq)
@@ -111,7 +118,7 @@ def messages_after(
     return list(qs[:limit])
 
 
-def streaming_messages(conversation_id: object, *, up_to_seq: int) -> list[Message]:
+def streaming_messages(conversation_id: ConversationId, *, up_to_seq: int) -> list[Message]:
     """Replies still being generated, at or before `up_to_seq`."""
     return list(
         messages_qs(conversation_id).filter(seq__lte=up_to_seq, status=Message.Status.STREAMING)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_user_language"),
+        ("accounts", "0003_gateway_account"),
     ]
 
     operations = [

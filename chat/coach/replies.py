@@ -8,6 +8,7 @@ was written; frames leave through `chat.events` only after the transaction commi
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,7 +200,7 @@ def recover_interrupted(
     `recover_replies` command.
     """
     stale_after = reply_stale_after() if older_than_seconds is None else older_than_seconds
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
+    cutoff = timezone.now() - dt.timedelta(seconds=stale_after)
     stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
     if conversation_id is not None:
         stale = stale.filter(conversation_id=conversation_id)
