@@ -10,6 +10,7 @@ import io
 import logging
 import wave
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 from django.conf import settings
@@ -143,7 +144,8 @@ def _store_speech(
             row.save(force_insert=True)
     except IntegrityError:
         # Two listeners asked at once: keep the first one's file, drop ours.
-        row.audio.storage.delete(row.audio.name)
+        if row.audio.name:
+            row.audio.storage.delete(row.audio.name)
         return SpeechAudio.objects.get(message=message)
     return row
 
@@ -175,7 +177,7 @@ def wav_seconds(data: bytes) -> float | None:
 
 
 def check_upload(
-    upload: UploadedFile | None, declared_seconds: object
+    upload: UploadedFile[Any] | None, declared_seconds: object
 ) -> tuple[bytes, str, float | None]:
     """The recording's bytes, type and duration, or SpeechError with what to tell the learner."""
     if upload is None:
@@ -214,7 +216,7 @@ def transcribe(
     *,
     user: User,
     conversation: Conversation,
-    upload: UploadedFile | None,
+    upload: UploadedFile[Any] | None,
     declared_seconds: object = None,
     language: str = "",
 ) -> Transcript:
@@ -225,13 +227,13 @@ def transcribe(
         result = client().audio.transcriptions.create(
             model=settings.TRANSCRIBE_MODEL,
             file=(name, data, content_type),
-            **({"language": language} if language else {}),
+            language=language or openai.omit,
         )
     except openai.OpenAIError as exc:
         error = _server_error(exc)
         logger.warning("transcription failed: %s", error.detail)
         raise error from exc
-    text = (getattr(result, "text", "") or "").strip()
+    text = (result.text or "").strip()
     if user.keep_recordings:
         Recording.objects.create(
             conversation=conversation,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from django.core.files import File
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -38,7 +39,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
     return first, min(last, size - 1)
 
 
-def _chunks(file: File, first: int, length: int) -> Iterator[bytes]:
+def _chunks(file: File[Any], first: int, length: int) -> Iterator[bytes]:
     try:
         file.seek(first)
         left = length
@@ -52,12 +53,15 @@ def _chunks(file: File, first: int, length: int) -> Iterator[bytes]:
         file.close()
 
 
-def ranged_file_response(request: HttpRequest, file: File, content_type: str) -> HttpResponse:
+def ranged_file_response(
+    request: HttpRequest, file: File[Any], content_type: str
+) -> HttpResponse | FileResponse | StreamingHttpResponse:
     """200 with the whole file, 206 with the asked range, or 416 when it lies past the end."""
     size = file.size
     wanted = (
         parse_range(request.headers.get("Range", ""), size) if request.method == "GET" else None
     )
+    response: HttpResponse | FileResponse | StreamingHttpResponse
     if wanted is False:
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"

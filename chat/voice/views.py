@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import translation
 from django.views.decorators.http import require_GET, require_POST
 
@@ -18,7 +18,7 @@ from chat.models import Conversation, Message
 from chat.voice.ranges import ranged_file_response
 
 
-def _member_conversation(request: HtmxHttpRequest, conversation_id: object) -> Conversation:
+def _member_conversation(request: HtmxHttpRequest, conversation_id: uuid.UUID) -> Conversation:
     """The conversation if the person is its owner or a member, else 404 (existence hidden)."""
     try:
         conversation = conversations.conversation_for(
@@ -33,7 +33,9 @@ def _member_conversation(request: HtmxHttpRequest, conversation_id: object) -> C
 
 @login_required
 @require_GET
-def message_speech(request: HtmxHttpRequest, message_id: uuid.UUID) -> HttpResponse:
+def message_speech(
+    request: HtmxHttpRequest, message_id: uuid.UUID
+) -> HttpResponse | FileResponse | StreamingHttpResponse:
     """The coach message as audio (synthesised on first play, then served from storage)."""
     message = Message.objects.filter(pk=message_id).first()
     if message is None:
