@@ -333,3 +333,40 @@ def test_sent_answer_keeps_its_speaking_time(settings: Any, learner: Any, openin
 )
 def test_speaking_time_from_the_page_is_validated(value: object, expected: float | None) -> None:
     assert sending.clean_speech_seconds(value) == expected
+
+
+# --- the pieces on their own ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("", None),
+        ("bytes=0-", (0, 99)),
+        ("bytes=0-0", (0, 0)),
+        ("bytes=90-200", (90, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=-500", (0, 99)),
+        ("bytes=100-", False),
+        ("bytes=5-4", False),
+        ("bytes=-0", False),
+        ("bytes=0-1,4-5", None),
+        ("items=0-5", None),
+        ("bytes=abc", None),
+    ],
+)
+def test_range_header_parsing(header: str, expected: object) -> None:
+    from chat.voice.ranges import parse_range
+
+    assert parse_range(header, 100) == expected
+
+
+def test_fake_server_refuses_a_file_that_is_not_audio(fake: FakeOpenAIServer) -> None:
+    import openai
+
+    from chat.coach import speech
+
+    with pytest.raises(openai.BadRequestError, match="Invalid file format"):
+        speech.client().audio.transcriptions.create(
+            model="whisper-1", file=("notes.txt", b"hello", "text/plain")
+        )
