@@ -8,8 +8,10 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import re
 import wave
 from dataclasses import dataclass
+from html import unescape
 from typing import Any
 
 import openai
@@ -17,6 +19,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -24,6 +27,7 @@ from chat.coach.contract import ProviderConfig
 from chat.coach.providers import config_from_settings
 from chat.coach.sending import clean_speech_seconds
 from chat.models import Conversation, Message, Recording, SpeechAudio
+from chat.rendering import render_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +111,14 @@ def readable(message: Message) -> bool:
     )
 
 
+def speakable(markdown: str) -> str:
+    """What a listener should hear: the rendered message's text, without Markdown marks."""
+    html = str(render_markdown(markdown))
+    text = strip_tags(re.sub(r"</(p|li|h\d|pre|blockquote)>", ". ", html))
+    text = unescape(re.sub(r"\s+", " ", text)).strip()
+    return re.sub(r"([.!?:])\s*\.\s", r"\1 ", text).strip(" .") or markdown.strip()
+
+
 def speech_for(message: Message) -> SpeechAudio:
     """The message's audio: synthesised by the model server the first time, then stored."""
     existing = SpeechAudio.objects.filter(message=message).first()
@@ -120,7 +132,7 @@ def speech_for(message: Message) -> SpeechAudio:
         response = client().audio.speech.create(
             model=model,
             voice=voice,
-            input=message.content[:SPEECH_MAX_CHARS],
+            input=speakable(message.content)[:SPEECH_MAX_CHARS],
             response_format=audio_format,  # type: ignore[arg-type]
         )
         audio = response.content

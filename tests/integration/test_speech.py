@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from chat.coach import sending
+from chat.coach.speech import speakable
 from chat.models import Message, Recording, SpeechAudio
 from chat.practice import services as practice
 from tests.fakes.fake_openai import DEFAULT_TRANSCRIPT, FakeOpenAIServer, Script, speech_bytes
@@ -73,7 +74,7 @@ def test_coach_message_is_synthesised_once_then_served_from_storage(
     url = reverse("message-speech", args=[opening.pk])
     first = web.get(url)
     second = web.get(url)
-    expected = speech_bytes(opening.content)
+    expected = speech_bytes(speakable(opening.content))
     assert first.status_code == second.status_code == 200
     assert first["Content-Type"] == "audio/mpeg"
     assert first["Accept-Ranges"] == "bytes"
@@ -81,7 +82,9 @@ def test_coach_message_is_synthesised_once_then_served_from_storage(
     assert b"".join(second.streaming_content) == expected
     calls = speech_calls(fake)
     assert len(calls) == 1
-    assert calls[0].body["input"] == opening.content
+    # Heard as text: the Markdown marks of the message are not read out.
+    assert calls[0].body["input"] == speakable(opening.content)
+    assert "**" in opening.content and "**" not in calls[0].body["input"]
     assert calls[0].body["voice"] == "alloy"
     assert SpeechAudio.objects.filter(message=opening).count() == 1
 
@@ -90,7 +93,7 @@ def test_range_request_gets_206_with_exactly_those_bytes(
     fake: FakeOpenAIServer, web: Client, opening: Message
 ) -> None:
     url = reverse("message-speech", args=[opening.pk])
-    audio = speech_bytes(opening.content)
+    audio = speech_bytes(speakable(opening.content))
     size = len(audio)
     part = web.get(url, HTTP_RANGE="bytes=10-29")
     assert part.status_code == 206
@@ -109,7 +112,7 @@ def test_range_past_the_end_is_416_and_several_ranges_get_the_whole_file(
     fake: FakeOpenAIServer, web: Client, opening: Message
 ) -> None:
     url = reverse("message-speech", args=[opening.pk])
-    size = len(speech_bytes(opening.content))
+    size = len(speech_bytes(speakable(opening.content)))
     past = web.get(url, HTTP_RANGE=f"bytes={size}-")
     assert past.status_code == 416
     assert past["Content-Range"] == f"bytes */{size}"
