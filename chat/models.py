@@ -38,13 +38,21 @@ class Persona(models.Model):
     temperature = models.FloatField(_("temperature"), null=True, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    english_practice = models.BooleanField(
+        _("English practice"),
+        default=False,
+        help_text=_(
+            "On: the coach always speaks English (the learner practises it). "
+            "Off: the coach answers in the learner's interface language."
+        ),
+    )
     # The Korean wording shown to people reading the interface in Korean (empty: the English).
     name_ko = models.CharField(_("name (Korean)"), max_length=80, blank=True)
     description_ko = models.TextField(_("description (Korean)"), blank=True)
     opening_line_ko = models.TextField(
         _("opening line (Korean)"),
         blank=True,
-        help_text=_("Not used by English-practice coaches (interview, conversation)."),
+        help_text=_("Not used by English-practice coaches."),
     )
 
     class Meta:
@@ -54,12 +62,6 @@ class Persona(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def english_practice(self) -> bool:
-        """Interview and conversation coaches practise English: they speak it whatever the
-        interface language is."""
-        return self.category in (self.Category.INTERVIEW, self.Category.CONVERSATION)
 
     def _in_language(self, english: str, korean: str) -> str:
         language = (translation.get_language() or "").split("-")[0]

@@ -54,6 +54,8 @@ def test_an_english_learner_gets_no_language_instruction(
 def test_interview_coach_stays_english_practice_in_korean(
     persona: Persona, make_user: Callable[..., Any]
 ) -> None:
+    # The shipped interview coach is marked English practice by migration 0006.
+    persona.refresh_from_db()
     persona.opening_line_ko = "안녕하세요"
     persona.save()
     learner = make_user(language="ko")
@@ -88,6 +90,30 @@ def test_persona_words_follow_the_active_language(medical: Persona) -> None:
     medical.name_ko = ""
     with translation.override("ko"):
         assert medical.display_name == "Clinic nurse"
+
+
+def test_an_english_practice_flag_keeps_any_coach_in_english(medical: Persona) -> None:
+    medical.english_practice = True
+    medical.save()
+    conversation = medical.conversation_set.model.objects.create(
+        persona=medical, title="t", owner=_owner()
+    )
+    assert "Korean" not in build_request(conversation, "ko").system_prompt
+    assert build_request(conversation, "ko").opening_line == medical.opening_line
+
+
+def _owner() -> Any:
+    from accounts.models import User
+
+    return User.objects.create_user("flag@example.com", "x-Password-9")
+
+
+def test_shipped_coaches_are_english_practice_with_korean_names() -> None:
+    from chat.coach.personas import PERSONA_EXTRAS
+
+    shipped = Persona.objects.filter(slug__in=PERSONA_EXTRAS)
+    assert shipped.count() == len(PERSONA_EXTRAS)
+    assert all(p.english_practice and p.name_ko for p in shipped)
 
 
 def test_the_coach_choice_page_shows_korean_names(
