@@ -335,6 +335,10 @@ def test_korean_phone_pages_with_the_voice_buttons(
     expect(page.get_by_label("질문 소리 내어 읽기")).to_be_visible()
     page.screenshot(path=str(folder / "ko-profile.png"), full_page=True)
 
+    page.goto(voice_server.url + "/new/")
+    expect(page.get_by_text("행동 면접 (STAR)")).to_be_visible()
+    page.screenshot(path=str(folder / "ko-coaches.png"), full_page=True)
+
     start_practice(page, voice_server.url, slug="interview-behavioural")
     wait_socket(page)
     expect(page.get_by_test_id("dictate")).to_have_text("말로 입력")
@@ -346,3 +350,36 @@ def test_korean_phone_pages_with_the_voice_buttons(
     assert overflow <= 0
     page.screenshot(path=str(folder / "ko-practice.png"))
     (folder / "ko-pages.json").write_text(json.dumps({"practice": page.url}))
+
+
+def test_korean_phone_dictation_is_announced_in_korean(
+    media_browser: Browser, voice_server: DaphneServer, tmp_path: Path
+) -> None:
+    folder = Path(os.environ.get("VOICE_SCREENSHOTS") or tmp_path)
+    context = media_browser.new_context(
+        locale="en-US", viewport=PHONE, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        signup(page, voice_server.url, nickname="이서준")
+        page.goto(voice_server.url + "/profile/")
+        page.get_by_test_id("profile-language").select_option("ko")
+        page.get_by_test_id("profile-save").click()
+        expect(page.locator("html")).to_have_attribute("lang", "ko")
+        start_practice(page, voice_server.url)
+        dictate = page.get_by_test_id("dictate")
+        status = page.get_by_test_id("dictate-status")
+        dictate.click()
+        expect(status).to_have_text("녹음 중이에요… 말씀하신 뒤 ‘말로 입력 멈추기’를 누르세요.")
+        expect(dictate).to_have_text("말로 입력 멈추기")
+        page.screenshot(path=str(folder / "ko-dictating.png"))
+        page.wait_for_timeout(1500)
+        dictate.click()
+        expect(page.get_by_test_id("composer-input")).to_have_value(DEFAULT_TRANSCRIPT)
+        expect(status).to_have_text(
+            "말씀하신 내용이 입력창에 들어갔어요. 확인한 뒤 ‘보내기’를 누르세요."
+        )
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        page.screenshot(path=str(folder / "ko-dictated.png"))
+    finally:
+        context.close()
