@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Connection, Conversation, Membership, Message
+from chat.rendering import RENDERER_VERSION, render_markdown
 
 PAGE_SIZE = 50
 ConversationId = uuid.UUID | str
@@ -137,6 +138,15 @@ def _next_seq(conversation_id: Any) -> int:
     return Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
 
 
+def store_html(message: Message) -> None:
+    """Keep a finished coach message's rendered HTML on it (saved with the message)."""
+    if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
+        message.html = render_markdown(message.content)
+        message.html_version = RENDERER_VERSION
+    else:
+        message.html, message.html_version = "", 0
+
+
 @transaction.atomic
 def message_create(
     *,
@@ -149,7 +159,7 @@ def message_create(
     metadata: dict[str, Any] | None = None,
 ) -> Message:
     """Store a message with the conversation's next sequence number."""
-    message = Message.objects.create(
+    message = Message(
         conversation=conversation,
         seq=_next_seq(conversation.pk),
         author=author,
@@ -159,6 +169,8 @@ def message_create(
         status=status,
         metadata=metadata or {},
     )
+    store_html(message)
+    message.save(force_insert=True)
     # Keep the author in memory so rendering needs no query.
     if author is not None:
         message.author = author

@@ -181,7 +181,23 @@ AUTH_USER_MODEL = "accounts.User"
 # --- Channels and cache -------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 500)
-if REDIS_URL:
+# Which channels-redis layer: "list" (RedisChannelLayer: queues per channel, capacity and
+# expiry) or "pubsub" (RedisPubSubChannelLayer: one subscription loop per process, nothing kept
+# for a page that is not listening). bench part "fanout" measures both side by side.
+CHANNEL_LAYER_KIND = env("CHANNEL_LAYER_KIND", "list")
+if CHANNEL_LAYER_KIND not in ("list", "pubsub"):
+    raise ImproperlyConfigured("CHANNEL_LAYER_KIND must be 'list' or 'pubsub'.")
+if REDIS_URL and CHANNEL_LAYER_KIND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+                "prefix": env("CHANNEL_LAYER_PREFIX", "practalk"),
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -195,6 +211,7 @@ if REDIS_URL:
             },
         }
     }
+if REDIS_URL:
     CACHES = {
         "default": {
             # RedisCache that answers from local memory while Redis is down (project/cache.py):
@@ -307,6 +324,9 @@ OFFLINE_TOKEN_DELAY = env_float("OFFLINE_TOKEN_DELAY", 0.03)
 # raised to 0.01 (chat.coach.broadcast.flush_interval); 0 means a frame per token, for the bench
 # and tests only (~4x the CPU per token).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.04)
+# A token that comes this long (seconds) after the previous one is flushed at once: the model
+# is slow and nothing is queuing, so batching would only delay it. 0 turns this off.
+STREAM_IDLE_GAP = env_float("STREAM_IDLE_GAP", 0.005)
 # How often a growing reply is written to the database, in seconds.
 STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0)
 # Seconds a growing reply may go unsaved before it is stored as interrupted (its process

@@ -21,7 +21,7 @@ from accounts.models import User
 from chat.coach import quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
-from chat.conversations import message_create
+from chat.conversations import message_create, store_html
 from chat.models import Conversation, Message
 
 
@@ -166,7 +166,8 @@ def reply_finish(
     message.content = content
     message.status = status
     message.metadata = {**message.metadata, **metadata}
-    message.save(update_fields=["content", "status", "metadata"])
+    store_html(message)  # rendered once here, not by every page that shows it
+    message.save(update_fields=["content", "status", "metadata", "html", "html_version"])
     error = None
     if error_text:
         error = message_create(
