@@ -383,3 +383,50 @@ def test_korean_phone_dictation_is_announced_in_korean(
         page.screenshot(path=str(folder / "ko-dictated.png"))
     finally:
         context.close()
+
+
+# A stand-in for the browser's speech recognition (Chromium's needs Google's servers): an
+# interim result, then a final one, then the end when the learner stops.
+FAKE_RECOGNITION = """
+(() => {
+  window.__recognition = [];
+  window.SpeechRecognition = window.webkitSpeechRecognition = function () {
+    const rec = this;
+    window.__recognition.push(rec);
+    rec.start = () => {
+      const result = (text, final) => Object.assign([{transcript: text}], {isFinal: final});
+      setTimeout(() => rec.onresult({results: [result("I led", false)]}), 200);
+      const final = result("I led the team through a hard launch", true);
+      setTimeout(() => rec.onresult({results: [final]}), 600);
+    };
+    rec.stop = () => setTimeout(() => rec.onend(), 50);
+  };
+})();
+"""
+
+
+def test_offline_dictation_puts_the_live_transcript_in_the_box(
+    new_page: Callable[..., Page], offline_server: DaphneServer, db_access: None
+) -> None:
+    from chat.models import Message
+
+    page = new_page(init_script=FAKE_RECOGNITION)
+    signup(page, offline_server.url)
+    start_practice(page, offline_server.url)
+    box = page.get_by_test_id("composer-input")
+    box.fill("Well,")
+    page.get_by_test_id("dictate").click()
+    expect(page.get_by_test_id("dictate-status")).to_contain_text("Listening")
+    expect(box).to_have_value("Well, I led")  # interim words show as they come
+    expect(box).to_have_value("Well, I led the team through a hard launch")
+    assert page.evaluate("window.__recognition[0].lang") == "en-US"
+    page.wait_for_timeout(400)
+    page.get_by_test_id("dictate").click()
+    expect(page.get_by_test_id("dictate-status")).to_contain_text("check them, then press Send")
+    seconds = float(page.locator("#speech-seconds").input_value())
+    assert seconds > 0.5
+    expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(0)
+    box.press("Enter")
+    expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(1)
+    stored = Message.objects.get(conversation_id=conversation_id(page), role="user")
+    assert stored.metadata["speech"]["duration_seconds"] == pytest.approx(seconds, abs=0.01)
