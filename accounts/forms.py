@@ -44,7 +44,14 @@ class ProfileForm(forms.ModelForm[User]):
 
     class Meta:
         model = User
-        fields = ("nickname", "organisation", "language")
+        fields = (
+            "nickname",
+            "organisation",
+            "language",
+            "auto_read",
+            "speech_rate",
+            "keep_recordings",
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -53,6 +60,12 @@ class ProfileForm(forms.ModelForm[User]):
         language = self.fields["language"]
         assert isinstance(language, forms.ChoiceField)  # a CharField with choices
         language.choices = [("", _("Same as my browser")), *settings.LANGUAGES]
+        # A form that leaves the speed out (older pages, scripts) keeps the normal speed.
+        self.fields["speech_rate"].required = False
+
+    def clean_speech_rate(self) -> float:
+        rate = self.cleaned_data.get("speech_rate")
+        return 1.0 if rate is None else float(rate)
 
     def clean_nickname(self) -> str:
         return clean_nickname_value(self.cleaned_data["nickname"])

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -74,6 +75,22 @@ class User(AbstractUser):
         choices=settings.LANGUAGES,
         blank=True,
         help_text=_("Empty: the language of your browser."),
+    )
+    auto_read = models.BooleanField(
+        _("read questions aloud"),
+        default=False,
+        help_text=_("The coach's new messages are read aloud as they arrive."),
+    )
+    speech_rate = models.FloatField(
+        _("reading speed"),
+        default=1.0,
+        validators=[MinValueValidator(0.5), MaxValueValidator(2.0)],
+        help_text=_("From 0.5 (slow) to 2 (fast); 1 is normal."),
+    )
+    keep_recordings = models.BooleanField(
+        _("keep my recordings"),
+        default=False,
+        help_text=_("Off: a dictated answer's audio is deleted as soon as it is transcribed."),
     )
 
     USERNAME_FIELD = "email"

@@ -15,11 +15,20 @@ from chat.models import AIUsage, Conversation, Membership, Message, Persona
 
 @admin.register(Persona)
 class PersonaAdmin(admin.ModelAdmin[Persona]):
-    list_display = ("name", "category", "is_active", "sort_order", "model")
+    list_display = ("name", "category", "english_practice", "is_active", "sort_order", "model")
     list_filter = ("category", "is_active")
     list_editable = ("is_active", "sort_order")
-    search_fields = ("name", "description", "system_prompt")
+    search_fields = ("name", "name_ko", "description", "system_prompt")
     prepopulated_fields: ClassVar = {"slug": ("name",)}
+    fieldsets = (
+        (
+            None,
+            {"fields": ("name", "slug", "category", "english_practice", "is_active", "sort_order")},
+        ),
+        (_("What learners see"), {"fields": ("description", "opening_line")}),
+        (_("In Korean"), {"fields": ("name_ko", "description_ko", "opening_line_ko")}),
+        (_("The model"), {"fields": ("system_prompt", "questions", "model", "temperature")}),
+    )
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):

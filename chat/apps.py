@@ -7,4 +7,5 @@ class ChatConfig(AppConfig):
     verbose_name = _("Chat")
 
     def ready(self) -> None:
+        from chat import media  # noqa: F401  (audio files leave with their rows)
         from chat.live import signals  # noqa: F401  (closes sockets on logout)

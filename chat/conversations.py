@@ -69,7 +69,7 @@ def member_count(conversation: Conversation) -> int:
 
 def coach_name(conversation: Conversation) -> str:
     """The name the AI coach has in this conversation ("" for the default name)."""
-    return conversation.persona.name if conversation.persona else ""
+    return conversation.persona.display_name if conversation.persona else ""
 
 
 def online_members(conversation: Conversation) -> list[tuple[int, str]]:

@@ -32,7 +32,7 @@ def _render(template: str, context: dict[str, object]) -> str:
 def coach_name(message: Message) -> str:
     """The coach's name in the message's conversation ("" for the default)."""
     persona = message.conversation.persona if message.conversation_id else None
-    return persona.name if persona else ""
+    return persona.display_name if persona else ""
 
 
 def message_body(message: Message) -> SafeString:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 
@@ -38,6 +38,22 @@ class Persona(models.Model):
     temperature = models.FloatField(_("temperature"), null=True, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
     sort_order = models.PositiveSmallIntegerField(_("order"), default=0)
+    english_practice = models.BooleanField(
+        _("English practice"),
+        default=False,
+        help_text=_(
+            "On: the coach always speaks English (the learner practises it). "
+            "Off: the coach answers in the learner's interface language."
+        ),
+    )
+    # The Korean wording shown to people reading the interface in Korean (empty: the English).
+    name_ko = models.CharField(_("name (Korean)"), max_length=80, blank=True)
+    description_ko = models.TextField(_("description (Korean)"), blank=True)
+    opening_line_ko = models.TextField(
+        _("opening line (Korean)"),
+        blank=True,
+        help_text=_("Not used by English-practice coaches."),
+    )
 
     class Meta:
         ordering: ClassVar = ["sort_order", "name"]
@@ -46,6 +62,26 @@ class Persona(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def _in_language(self, english: str, korean: str) -> str:
+        language = (translation.get_language() or "").split("-")[0]
+        return korean if language == "ko" and korean else english
+
+    @property
+    def display_name(self) -> str:
+        """The name in the active language (the English one when no translation is given)."""
+        return self._in_language(self.name, self.name_ko)
+
+    @property
+    def display_description(self) -> str:
+        """The description in the active language."""
+        return self._in_language(self.description, self.description_ko)
+
+    def opening_line_for(self, language: str) -> str:
+        """The opening line for a learner reading `language` (English practice stays English)."""
+        if language.split("-")[0] == "ko" and self.opening_line_ko and not self.english_practice:
+            return self.opening_line_ko
+        return self.opening_line
 
     @property
     def question_bank(self) -> list[str]:
@@ -272,3 +308,59 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.channel_name
+
+
+def _speech_path(instance: SpeechAudio, filename: str) -> str:
+    return f"speech/{instance.message.conversation_id}/{instance.message_id}{_suffix(filename)}"
+
+
+def _recording_path(instance: Recording, filename: str) -> str:
+    return f"recordings/{instance.conversation_id}/{uuid.uuid4().hex}{_suffix(filename)}"
+
+
+def _suffix(filename: str) -> str:
+    dot = filename.rfind(".")
+    return filename[dot:][:8] if dot > 0 else ""
+
+
+class SpeechAudio(models.Model):
+    """A coach message read aloud by the model server, synthesised once and kept with it."""
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="speech_audio", primary_key=True
+    )
+    audio = models.FileField(_("audio"), upload_to=_speech_path)
+    content_type = models.CharField(max_length=60, default="audio/mpeg")
+    voice = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("speech audio")
+        verbose_name_plural = _("speech audio")
+
+    def __str__(self) -> str:
+        return f"speech of {self.message_id}"
+
+
+class Recording(models.Model):
+    """A dictated answer's audio, kept only for a learner who opted in."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="recordings"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recordings"
+    )
+    audio = models.FileField(_("audio"), upload_to=_recording_path)
+    content_type = models.CharField(max_length=60)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    transcript = models.TextField(blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("recording")
+        verbose_name_plural = _("recordings")
+
+    def __str__(self) -> str:
+        return f"recording {self.pk} in {self.conversation_id}"

@@ -13,4 +13,5 @@ def site(request: HttpRequest) -> dict[str, Any]:
     return {
         "social_providers": sorted(settings.SOCIALACCOUNT_PROVIDERS),
         "ai_offline": not (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL),
+        "dictation_max_seconds": settings.DICTATION_MAX_SECONDS,
     }

@@ -333,6 +333,21 @@ STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0)
 # died). Empty: long enough for every model attempt to time out, at least 120.
 REPLY_STALE_SECONDS = env_float("REPLY_STALE_SECONDS", 0.0)
 
+# --- Speech (read aloud, dictation) -------------------------------------------------------
+# With a model server configured, replies are read by its speech endpoint and dictation is
+# transcribed by its transcription endpoint; without one the browser's own speech is used.
+SPEECH_MODEL = env("SPEECH_MODEL", "gpt-4o-mini-tts")
+SPEECH_VOICE = env("SPEECH_VOICE", "alloy")
+# The stored audio's format: mp3 (small, plays everywhere), or opus, aac, flac, wav.
+SPEECH_FORMAT = env("SPEECH_FORMAT", "mp3")
+TRANSCRIBE_MODEL = env("TRANSCRIBE_MODEL", "whisper-1")
+# An upload larger or a recording longer than these is refused before the model is asked.
+DICTATION_MAX_BYTES = env_int("DICTATION_MAX_BYTES", 5 * 1024 * 1024)
+DICTATION_MAX_SECONDS = env_int("DICTATION_MAX_SECONDS", 180)
+# Synthesised replies and kept recordings (served by views that check access, never directly).
+MEDIA_ROOT = Path(env("MEDIA_ROOT") or VAR_DIR / "media")
+MEDIA_URL = "/media/"
+
 # --- Live chat limits ---------------------------------------------------------------------
 MAX_MESSAGE_LENGTH = env_int("MAX_MESSAGE_LENGTH", 4000)
 MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 64 * 1024)

@@ -18,7 +18,10 @@ async def on_send(page: Page, payload: dict[str, Any]) -> None:
         await page.send_notice(problem)
         return
     # One hop to the sync thread for the rate check and the writes (each hop ~1.4 ms).
-    outcome = await database_sync_to_async(sending.send_message)(page.user, page.conversation, text)
+    seconds = sending.clean_speech_seconds(payload.get("speech_seconds"))
+    outcome = await database_sync_to_async(sending.send_message)(
+        page.user, page.conversation, text, seconds
+    )
     if outcome.problem or outcome.exchange is None:
         # The text stays in the box: the composer is not cleared.
         await page.send_notice(outcome.problem)

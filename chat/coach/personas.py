@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 PERSONAS: list[dict[str, object]] = [
     {
         "slug": "interview-behavioural",
@@ -131,3 +133,33 @@ PERSONAS: list[dict[str, object]] = [
         ),
     },
 ]
+
+
+# Set on the shipped coaches by migration 0006 and by seed_demo (PERSONAS is also read by the
+# older data migration 0002, whose model has none of these fields). All four practise English.
+PERSONA_EXTRAS: dict[str, dict[str, Any]] = {
+    "interview-behavioural": {
+        "english_practice": True,
+        "name_ko": "행동 면접 (STAR)",
+        "description_ko": "친절한 채용 담당자가 행동 면접 질문을 하고, 상황·과제·행동·결과(STAR)로 "
+        "답하도록 코칭해 줘요.",
+    },
+    "interview-software-engineer": {
+        "english_practice": True,
+        "name_ko": "소프트웨어 엔지니어 면접",
+        "description_ko": "시니어 엔지니어가 프로젝트, 설계 결정, 디버깅, 협업에 대해 "
+        "글로벌 기업처럼 영어로 질문해요.",
+    },
+    "english-small-talk": {
+        "english_practice": True,
+        "name_ko": "영어 스몰토크",
+        "description_ko": "친절한 원어민과 편하게 나누는 일상 대화예요. "
+        "영어 표현을 부드럽게 고쳐 줘요.",
+    },
+    "medical-qa": {
+        "english_practice": True,
+        "name_ko": "병원 영어 문답",
+        "description_ko": "증상을 설명하고 의사의 말을 알아듣는 연습을 영어로 해요. 일반 정보일 뿐 "
+        "의학적 조언이 아니에요.",
+    },
+}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from chat.coach.contract import ReplyRequest, Turn
@@ -59,9 +60,29 @@ def build_messages(request: ReplyRequest, budget_tokens: int) -> list[dict[str, 
     return messages
 
 
-def build_request(conversation: Conversation) -> ReplyRequest:
-    """What the model sees: the persona's prompt and the recent, finished history."""
+# The interface languages by code, named in English for the model.
+LANGUAGE_NAMES = {"en": "English", "ko": "Korean"}
+
+
+def language_instruction(language: str) -> str:
+    """Tell the model to answer in the learner's interface language ("" for English)."""
+    name = LANGUAGE_NAMES.get(language.split("-")[0], "")
+    if not name or name == "English":
+        return ""
+    return (
+        f"The learner reads this app in {name}: write your replies in {name}, "
+        "keeping English only for words or phrases the learner asks about."
+    )
+
+
+def build_request(conversation: Conversation, language: str = "") -> ReplyRequest:
+    """What the model sees: the persona's prompt and the recent, finished history.
+
+    `language` is the learner's interface language: the coach answers in it, unless the
+    persona is an English-practice one (interview, conversation), which stays in English.
+    """
     persona = conversation.persona
+    language = language or translation.get_language() or ""
     recent = list(
         Message.objects.filter(
             conversation=conversation,
@@ -75,18 +96,25 @@ def build_request(conversation: Conversation) -> ReplyRequest:
     )
     history = [Turn(role=role, content=content) for role, content in reversed(recent)]
     if persona is None:
-        return ReplyRequest(
-            system_prompt=_(
-                "You are Practalk's friendly coach in a live chat room of English learners. "
-                "Answer briefly and helpfully."
-            ),
-            history=history,
+        system = _(
+            "You are Practalk's friendly coach in a live chat room of English learners. "
+            "Answer briefly and helpfully."
         )
+        return ReplyRequest(
+            system_prompt=_join(system, language_instruction(language)), history=history
+        )
+    system = persona.system_prompt
+    if not persona.english_practice:
+        system = _join(system, language_instruction(language))
     return ReplyRequest(
-        system_prompt=persona.system_prompt,
+        system_prompt=system,
         history=history,
         question_bank=persona.question_bank,
-        opening_line=persona.opening_line,
+        opening_line=persona.opening_line_for(language),
         model=persona.model,
         temperature=persona.temperature,
     )
+
+
+def _join(prompt: str, instruction: str) -> str:
+    return f"{prompt.strip()}\n\n{instruction}" if instruction else prompt

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -47,6 +47,11 @@ class Exchange:
     quota_refused: bool = False
 
 
+def _learner_language(user: User) -> str:
+    # The saved choice, else the language this request or socket runs in.
+    return user.language or translation.get_language() or ""
+
+
 def _open_reply(
     exchange: Exchange, user: User, conversation: Conversation, *, left: int, seq: int
 ) -> None:
@@ -65,13 +70,20 @@ def _open_reply(
 
 
 def exchange_start(
-    *, user: User, conversation: Conversation, text: str, ask_ai: bool, require_ai: bool
+    *,
+    user: User,
+    conversation: Conversation,
+    text: str,
+    ask_ai: bool,
+    require_ai: bool,
+    speech_seconds: float | None = None,
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
     `require_ai` (practice): with no quota left nothing is stored and QuotaExhaustedError
     is raised, so the typed text can stay in the box. In a room the message is
-    still posted and only the coach's answer is refused.
+    still posted and only the coach's answer is refused. `speech_seconds` (a dictated
+    answer's speaking time, already validated) is kept as ``metadata["speech"]``.
 
     Only what must precede the model request is written, in as few statements as the
     database allows (lock and count, both sequence numbers, two inserts, the ledger row);
@@ -86,13 +98,14 @@ def exchange_start(
                 raise QuotaExhaustedError
             exchange.quota_refused = True
         seqs = next_seqs(conversation.pk, 2 if answer else 1)
+        metadata = {"speech": {"duration_seconds": speech_seconds}} if speech_seconds else None
         exchange.user_message = message_create(
-            conversation=conversation, author=user, content=text, seq=seqs[0]
+            conversation=conversation, author=user, content=text, metadata=metadata, seq=seqs[0]
         )
         if answer:
             _open_reply(exchange, user, conversation, left=left, seq=seqs[1])
     if exchange.reply is not None:
-        exchange.request = build_request(conversation)
+        exchange.request = build_request(conversation, _learner_language(user))
     return exchange
 
 
@@ -124,7 +137,7 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
     Message.objects.filter(pk__in=stale).delete()
     exchange = Exchange(limit=quota.daily_limit(user), deleted_ids=[str(pk) for pk in stale])
     _open_reply(exchange, user, conversation, left=left, seq=next_seqs(conversation.pk)[0])
-    exchange.request = build_request(conversation)
+    exchange.request = build_request(conversation, _learner_language(user))
     return exchange
 
 

@@ -48,6 +48,19 @@ def clean_text(value: object) -> tuple[str, str]:
     return text, ""
 
 
+def clean_speech_seconds(value: object) -> float | None:
+    """A dictated answer's speaking time from the send frame: positive, bounded, else None."""
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not 0 < seconds <= settings.DICTATION_MAX_SECONDS:  # also refuses NaN
+        return None
+    return round(seconds, 2)
+
+
 @dataclass
 class SendOutcome:
     """What a send or regenerate wrote, or the problem to show (nothing was stored then)."""
@@ -61,8 +74,13 @@ def quota_refused_text() -> str:
     return _("You have used all of today's AI replies. They reset at midnight.")
 
 
-def send_message(user: User, conversation: Conversation, text: str) -> SendOutcome:
-    """Check the sender's rate, store the message; in practice (or on @coach) open a reply."""
+def send_message(
+    user: User, conversation: Conversation, text: str, speech_seconds: float | None = None
+) -> SendOutcome:
+    """Check the sender's rate, store the message; in practice (or on @coach) open a reply.
+
+    `speech_seconds`: how long the learner spoke a dictated answer (from `clean_speech_seconds`).
+    """
     if not within_rate(user.pk):
         return SendOutcome(problem=_("You are sending messages too fast. Wait a few seconds."))
     practice = conversation.kind == Conversation.Kind.PRACTICE
@@ -76,7 +94,12 @@ def send_message(user: User, conversation: Conversation, text: str) -> SendOutco
         return SendOutcome(problem=_("The coach is still answering. Wait, or press Stop."))
     try:
         exchange = replies.exchange_start(
-            user=user, conversation=conversation, text=text, ask_ai=ask_ai, require_ai=practice
+            user=user,
+            conversation=conversation,
+            text=text,
+            ask_ai=ask_ai,
+            require_ai=practice,
+            speech_seconds=speech_seconds,
         )
     except replies.QuotaExhaustedError:
         return SendOutcome(problem=quota_refused_text())

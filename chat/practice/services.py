@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -14,7 +14,7 @@ from chat.models import Conversation, Membership, Message, Persona
 
 def _title_for(persona: Persona | None) -> str:
     now = timezone.localtime()
-    name = persona.name if persona else _("Practice")
+    name = persona.display_name if persona else _("Practice")
     return f"{name} · {now:%Y-%m-%d %H:%M}"
 
 
@@ -25,12 +25,13 @@ def practice_start(*, user: User, persona: Persona) -> Conversation:
         kind=Conversation.Kind.PRACTICE, title=_title_for(persona), persona=persona, owner=user
     )
     Membership.objects.create(conversation=conversation, user=user, role=Membership.Role.OWNER)
-    if persona.opening_line:
+    opening = persona.opening_line_for(user.language or translation.get_language() or "")
+    if opening:
         message_create(
             conversation=conversation,
             author=None,
             role=Message.Role.ASSISTANT,
-            content=persona.opening_line,
+            content=opening,
             metadata={"opening": True},
         )
     return conversation

@@ -7,6 +7,9 @@ It speaks just enough HTTP/1.1 (keep-alive, chunked streaming responses) for the
   events, a usage chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``)
   or a plain ``chat.completion`` JSON;
 * ``GET /v1/models``;
+* ``POST /v1/audio/speech`` — audio bytes for the ``input`` text (directives in it apply);
+* ``POST /v1/audio/transcriptions`` — multipart upload answered with ``{"text": ...}``
+  (``Script.transcript``; 413 past ``Script.max_upload_bytes``, 400 for a non-audio file);
 * ``GET /_fake/requests``, ``POST /_fake/script``, ``POST /_fake/reset`` — so tests that run
   the server in another process can read the records and change the behaviour.
 
@@ -33,11 +36,13 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import io
 import json
 import re
 import signal
 import threading
 import time
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +73,73 @@ HOSTILE_MARKDOWN = (
     "```python\nprint('done')\n```"
 )
 
+DEFAULT_TRANSCRIPT = (
+    "In my last role I led the move to a new billing system and we cut failed payments by a third"
+)
+# The extensions OpenAI's transcription endpoint accepts.
+AUDIO_EXTENSIONS = (
+    ".flac",
+    ".m4a",
+    ".mp3",
+    ".mp4",
+    ".mpeg",
+    ".mpga",
+    ".oga",
+    ".ogg",
+    ".wav",
+    ".webm",
+)
+# What /v1/audio/speech answers: an ID3-tagged body, longer for longer input.
+SPEECH_HEADER = b"ID3\x04\x00\x00\x00\x00\x00\x00"
+
+
+def speech_bytes(text: str) -> bytes:
+    """The fake's deterministic "audio" for a text (an ID3 header, then bytes of the text)."""
+    body = (text.encode() * 8)[: max(256, len(text) * 8)]
+    return SPEECH_HEADER + body
+
+
+def speech_wav(text: str, rate: int = 8000) -> bytes:
+    """A playable WAV of silence, 20 ms per character of `text` (at least half a second)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(1)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x80" * max(rate // 2, len(text) * rate // 50))
+    return out.getvalue()
+
+
+def parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body: its text fields, and each file's name, type and size."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not match:
+        return {}
+    boundary = b"--" + match.group(1).encode()
+    fields: dict[str, Any] = {}
+    files: dict[str, Any] = {}
+    for part in raw.split(boundary)[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, value = part.strip(b"\r\n").partition(b"\r\n\r\n")
+        headers = head.decode("latin-1").lower()
+        name = re.search(r'name="([^"]*)"', headers)
+        if not name:
+            continue
+        filename = re.search(r'filename="([^"]*)"', head.decode("utf-8", "replace"))
+        if filename:
+            kind = re.search(r"content-type:\s*([^\r\n]+)", headers)
+            files[name.group(1)] = {
+                "filename": filename.group(1),
+                "content_type": kind.group(1).strip() if kind else "",
+                "size": len(value),
+                "head": value[:16].hex(),
+            }
+        else:
+            fields[name.group(1)] = value.decode("utf-8", "replace")
+    return {"fields": fields, "files": files}
+
+
 _DIRECTIVE_RE = re.compile(r"\[\[fake:([^\]]*)\]\]")
 _MAX_HEADER_BYTES = 64 * 1024
 _REASONS = {
@@ -79,6 +151,8 @@ _REASONS = {
     405: "Method Not Allowed",
     408: "Request Timeout",
     411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -106,6 +180,8 @@ class Script:
     text: str | None = None  # reply with this exact text (split into word tokens)
     model: str | None = None  # model name reported in chunks (default: the requested model)
     finish_reason: str | None = "stop"  # None: end the stream cleanly without saying why
+    transcript: str = DEFAULT_TRANSCRIPT  # what /v1/audio/transcriptions "heard"
+    max_upload_bytes: int = 25 * 1024 * 1024  # larger uploads get OpenAI's 413
 
 
 @dataclass
@@ -516,15 +592,21 @@ class FakeOpenAIServer:
         """Answer one request; returns whether the connection may be reused."""
         record = self._record(method, path, headers, raw)
         try:
-            return await self._route(conn, record, method, path)
+            return await self._route(conn, record, method, path, raw)
         finally:
             # A response cut short by the client (not by a scripted drop) is a disconnect.
             if not record.completed and not conn.dropped and (conn.gone.is_set() or conn.closing):
                 self._mark_disconnected(record, conn.gone_at)
 
-    async def _route(self, conn: _Conn, record: RequestRecord, method: str, path: str) -> bool:
+    async def _route(
+        self, conn: _Conn, record: RequestRecord, method: str, path: str, raw: bytes = b""
+    ) -> bool:
         if path.endswith("/chat/completions") and method == "POST":
             return await self._chat(conn, record)
+        if path.endswith("/audio/speech") and method == "POST":
+            return await self._speech(conn, record)
+        if path.endswith("/audio/transcriptions") and method == "POST":
+            return await self._transcription(conn, record, raw)
         if path.endswith("/models") and method == "GET":
             script = self.script
             model = script.model or "fake-model"
@@ -550,6 +632,71 @@ class FakeOpenAIServer:
             self.clear()
             return await self._json(conn, record, 200, {"ok": True})
         return await self._json(conn, record, 404, _error_body(404, path))
+
+    async def _fail(self, conn: _Conn, record: RequestRecord, script: Script, model: str) -> bool:
+        headers = {"x-request-id": f"req_{record.id}"}
+        assert script.status is not None
+        if script.retry_after_ms and (script.status == 429 or script.status >= 500):
+            headers["retry-after-ms"] = str(script.retry_after_ms)
+        return await self._json(
+            conn, record, script.status, _error_body(script.status, model), headers
+        )
+
+    async def _speech(self, conn: _Conn, record: RequestRecord) -> bool:
+        body = record.body if isinstance(record.body, dict) else {}
+        text = body.get("input")
+        script, fail = self._behaviour(record, text if isinstance(text, str) else "")
+        model = str(body.get("model") or "fake-tts")
+        if fail:
+            return await self._fail(conn, record, script, model)
+        if not isinstance(text, str) or not text or not body.get("voice"):
+            return await self._json(conn, record, 400, _error_body(400, model))
+        if script.delay:
+            await self._pause(script.delay, conn.gone)
+        # WAV is real audio a browser can play (silence, longer for longer input).
+        wants_wav = body.get("response_format") == "wav"
+        audio = speech_wav(text) if wants_wav else speech_bytes(text)
+        kind = {"wav": "audio/wav", "opus": "audio/ogg", "flac": "audio/flac"}.get(
+            str(body.get("response_format") or "mp3"), "audio/mpeg"
+        )
+        ok = await self._write(conn, self._head(200, kind, len(audio)) + audio)
+        self._update(record, status=200, completed=ok, finished_at=time.monotonic())
+        return ok
+
+    async def _transcription(self, conn: _Conn, record: RequestRecord, raw: bytes) -> bool:
+        form = parse_multipart(record.headers.get("content-type", ""), raw)
+        self._update(record, body=form)
+        script, fail = self._behaviour(record, "")
+        model = str(form.get("fields", {}).get("model") or "fake-whisper")
+        if fail:
+            return await self._fail(conn, record, script, model)
+        upload = form.get("files", {}).get("file")
+        if not upload or not upload["size"]:
+            return await self._json(conn, record, 400, _error_body(400, model))
+        if upload["size"] > script.max_upload_bytes:
+            error = {
+                "error": {
+                    "message": f"Maximum content size limit ({script.max_upload_bytes}) exceeded.",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+            return await self._json(conn, record, 413, error)
+        if not upload["filename"].lower().endswith(AUDIO_EXTENSIONS):
+            error = {
+                "error": {
+                    "message": "Invalid file format. Supported formats: "
+                    + ", ".join(ext.lstrip(".") for ext in AUDIO_EXTENSIONS),
+                    "type": "invalid_request_error",
+                    "param": "file",
+                    "code": None,
+                }
+            }
+            return await self._json(conn, record, 400, error)
+        if script.delay:
+            await self._pause(script.delay, conn.gone)
+        return await self._json(conn, record, 200, {"text": script.transcript})
 
     async def _write(self, conn: _Conn, data: bytes) -> bool:
         """Write and flush; False when the client has gone."""
@@ -597,9 +744,9 @@ class FakeOpenAIServer:
         lines += [f"{name}: {value}" for name, value in (extra_headers or {}).items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-    def _behaviour(self, record: RequestRecord) -> tuple[Script, bool]:
+    def _behaviour(self, record: RequestRecord, text: str | None = None) -> tuple[Script, bool]:
         """Effective script for a request, and whether it should fail with its status."""
-        text = record.last_user_message
+        text = record.last_user_message if text is None else text
         directives = parse_directives(text)
         with self._lock:
             base, generation = self._script, self._script_generation

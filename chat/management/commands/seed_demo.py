@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import User
-from chat.coach.personas import PERSONAS
+from chat.coach.personas import PERSONA_EXTRAS, PERSONAS
 from chat.models import Conversation, Membership, Persona
 
 DEMO_PASSWORD = "practalk-demo-2026"
@@ -24,7 +24,14 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
         for data in PERSONAS:
-            Persona.objects.get_or_create(slug=data["slug"], defaults=data)
+            persona, created = Persona.objects.get_or_create(slug=data["slug"], defaults=data)
+            extras = PERSONA_EXTRAS.get(persona.slug, {})
+            # Fill only what staff left empty: a repeated seed never undoes an admin's edit.
+            missing = {
+                k: v for k, v in extras.items() if created or getattr(persona, k) in ("", None)
+            }
+            if missing:
+                Persona.objects.filter(pk=persona.pk).update(**missing)
         users = []
         for email, nickname, role in DEMO_USERS:
             user = User.objects.filter(email=email).first()
