@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("chat.practice.urls")),
     path("", include("chat.rooms.urls")),
+    path("", include("chat.classes.urls")),
 ]

@@ -1,0 +1,16 @@
+"""Template filters of the class reports."""
+
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """Seconds as m:ss ("—" when unknown)."""
+    if seconds is None:
+        return "—"
+    total = int(seconds)
+    return f"{total // 60}:{total % 60:02d}"
