@@ -154,6 +154,7 @@ class DirectBuffer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._storing = threading.Lock()  # a flush waits for one under way (its rows count)
         self._items: list[dict[str, Any]] = []
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,17 +179,18 @@ class DirectBuffer:
 
     def flush(self) -> int:
         """Store what is queued now (the flusher does this; tests and shutdown call it too)."""
-        with self._lock:
-            batch, self._items = self._items, []
-        if not batch:
-            return 0
-        try:
-            return store(batch)
-        except Exception:
-            logger.exception("activity: could not store %d events; retrying", len(batch))
+        with self._storing:
             with self._lock:
-                self._items[:0] = batch
-            return 0
+                batch, self._items = self._items, []
+            if not batch:
+                return 0
+            try:
+                return store(batch)
+            except Exception:
+                logger.exception("activity: could not store %d events; retrying", len(batch))
+                with self._lock:
+                    self._items[:0] = batch
+                return 0
 
     def _run(self) -> None:
         while True:

@@ -24,7 +24,9 @@ _dirty: dict[Any, set[int]] = {}
 _flushes: dict[Any, asyncio.Task[None]] = {}
 
 
-def _rows_frame(session: ClassSession, user_ids: list[int] | None) -> str:
+def _rows_frame(session_id: Any, user_ids: list[int] | None) -> str:
+    # Read afresh: the caller's copy may predate the coach's last move.
+    session = ClassSession.objects.select_related("klass").get(pk=session_id)
     rows = selectors.dashboard_rows(session, user_ids)
     return "\n".join([frames.dashboard_rows(session, rows), frames.counts(session)])
 
@@ -64,7 +66,7 @@ async def _flush_later(session: ClassSession) -> None:
     if not user_ids:
         return
     try:
-        html = await database_sync_to_async(_rows_frame)(session, user_ids)
+        html = await database_sync_to_async(_rows_frame)(session.pk, user_ids)
         await events.publish(events.user_group(session.klass.coach_id), events.frame(html))
     except Exception:
         # The coach's next heartbeat or reload shows the rows from the database.
