@@ -14,3 +14,11 @@ def duration(seconds: float | None) -> str:
         return "—"
     total = int(seconds)
     return f"{total // 60}:{total % 60:02d}"
+
+
+@register.filter
+def feedback_html(text: str) -> str:
+    """The coach's feedback (Markdown from the offline coach) as sanitised HTML."""
+    from chat.rendering import render_markdown
+
+    return render_markdown(text or "")
