@@ -181,3 +181,20 @@ def test_after_the_session_the_reports_and_the_csv(
 def test_health_reports_the_activity_path(client: Any) -> None:
     body = client.get("/health/detailed/").json()
     assert body["services"]["activity_log"]["path"] == "direct"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_adds_a_coach_with_a_finished_session_and_its_report(client: Any) -> None:
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())  # safe twice
+    session = ClassSession.objects.get()
+    assert session.state == "ended" and session.answers.count() == 5
+    coach = User.objects.get(email="coach@example.com")
+    assert coach.role == "coach" and session.klass.coach == coach
+    client.force_login(coach)
+    report = client.get(reverse("class-session-report", args=[session.pk])).content.decode()
+    assert "2 joined, 2 answered" in report and "checkout page was slow" in report
