@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from chat.classes import activity, stream
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -30,7 +34,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not activity.redis_url():
             raise CommandError("ACTIVITY_REDIS_URL (or REDIS_URL) is not set.")
-        client = activity.client()
+        import redis
+
+        # Its reads block for up to a second: a longer socket timeout than the live path's.
+        client = redis.Redis.from_url(
+            activity.redis_url(), socket_timeout=10, socket_connect_timeout=5, decode_responses=True
+        )
         stream.ensure_group(client)
         name = options["name"] or f"{socket.gethostname()}-{os.getpid()}"
         stopping = False
@@ -45,12 +54,18 @@ class Command(BaseCommand):
         self.stdout.flush()
         while not stopping:
             close_old_connections()
-            handled = stream.consume_batch(
-                client,
-                name,
-                count=options["batch"],
-                block_ms=200 if options["once"] else 1000,
-                claim_idle_ms=options["claim_idle_ms"],
-            )
+            try:
+                handled = stream.consume_batch(
+                    client,
+                    name,
+                    count=options["batch"],
+                    block_ms=200 if options["once"] else 1000,
+                    claim_idle_ms=options["claim_idle_ms"],
+                )
+            except (redis.RedisError, DatabaseError) as exc:
+                # Nothing was acked: the same entries are read again once both are back.
+                logger.warning("activity consumer: %s; retrying in a second", exc)
+                time.sleep(1)
+                continue
             if options["once"] and not handled:
                 break
