@@ -46,13 +46,18 @@ async def _move(page: Page, move: str) -> None:
     if session is None:
         return
     try:
-        await database_sync_to_async(services.session_move)(
+        before = await database_sync_to_async(ClassSession.objects.get)(pk=session.pk)
+        after = await database_sync_to_async(services.session_move)(
             session_id=session.pk, by=page.user, move=move
         )
     except services.NotAllowedError:
         await page.send_notice(_("Only the coach of this session can do that."))
+        return
     except machine.InvalidMoveError:
         await page.send_notice(_("That is not possible right now."))
+        return
+    if after.current_step != before.current_step or move == "end":
+        await dashboard.note_all(after)
 
 
 def _register_move(name: str, move: str) -> None:

@@ -20,6 +20,7 @@ from chat.models import ClassSession
 
 logger = logging.getLogger(__name__)
 
+ALL = -1  # marks "every row" (the question changed)
 _dirty: dict[Any, set[int]] = {}
 _flushes: dict[Any, asyncio.Task[None]] = {}
 
@@ -27,6 +28,8 @@ _flushes: dict[Any, asyncio.Task[None]] = {}
 def _rows_frame(session_id: Any, user_ids: list[int] | None) -> str:
     # Read afresh: the caller's copy may predate the coach's last move.
     session = ClassSession.objects.select_related("klass").get(pk=session_id)
+    if user_ids is None:
+        return "\n".join([frames.dashboard_body(session), frames.counts(session)])
     rows = selectors.dashboard_rows(session, user_ids)
     return "\n".join([frames.dashboard_rows(session, rows), frames.counts(session)])
 
@@ -36,13 +39,6 @@ def push_rows(session_id: Any, user_ids: list[int]) -> None:
     session = ClassSession.objects.select_related("klass").get(pk=session_id)
     rows = selectors.dashboard_rows(session, user_ids)
     html = "\n".join([frames.new_learner_rows(session, rows), frames.counts(session)])
-    events.publish_now(events.user_group(session.klass.coach_id), events.frame(html))
-
-
-def push_all(session_id: Any) -> None:
-    """From sync code after commit: send every row (the question changed)."""
-    session = ClassSession.objects.select_related("klass").get(pk=session_id)
-    html = "\n".join([frames.dashboard_body(session), frames.counts(session)])
     events.publish_now(events.user_group(session.klass.coach_id), events.frame(html))
 
 
@@ -56,6 +52,11 @@ async def note(session: ClassSession, user_id: int) -> None:
     _flushes[key] = task
 
 
+async def note_all(session: ClassSession) -> None:
+    """Every row changed (a new question): the whole table goes with the next batch."""
+    await note(session, ALL)
+
+
 async def _flush_later(session: ClassSession) -> None:
     key = session.pk
     try:
@@ -65,8 +66,9 @@ async def _flush_later(session: ClassSession) -> None:
         user_ids = sorted(_dirty.pop(key, set()))
     if not user_ids:
         return
+    wanted: list[int] | None = None if ALL in user_ids else user_ids
     try:
-        html = await database_sync_to_async(_rows_frame)(session.pk, user_ids)
+        html = await database_sync_to_async(_rows_frame)(session.pk, wanted)
         await events.publish(events.user_group(session.klass.coach_id), events.frame(html))
     except Exception:
         # The coach's next heartbeat or reload shows the rows from the database.

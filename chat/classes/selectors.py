@@ -45,7 +45,7 @@ def class_for(user: User, class_id: Any) -> Class | None:
 
 
 def session_for(user: User, session_id: Any) -> ClassSession | None:
-    """The session if the person is its coach or a learner in it (else None: a 404)."""
+    """The session if the person is its coach, joined it or is enrolled (else None: a 404)."""
     session = (
         ClassSession.objects.select_related("klass", "klass__coach", "klass__persona")
         .filter(pk=session_id)
@@ -57,6 +57,8 @@ def session_for(user: User, session_id: Any) -> ClassSession | None:
         return session
     if session.conversation.memberships.filter(user=user).exists():
         return session
+    if session.klass.learners.filter(pk=user.pk).exists():
+        return session  # enrolled: opening the session joins it
     return None
 
 

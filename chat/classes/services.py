@@ -184,9 +184,8 @@ def session_move(*, session_id: Any, by: User, move: str) -> ClassSession:
     )  # fmt: skip
     html = frames.stage_frame(session, with_answer=after.step != before.step or move == "end")
     events.publish_on_commit(events.conv_group(session.conversation_id), events.frame(html))
-    if after.step != before.step or move == "end":
-        session_pk = session.pk
-        transaction.on_commit(lambda: dashboard.push_all(session_pk))
+    # The dashboard's rows follow from the caller (`dashboard.note_all`), batched: rendering
+    # every row here would hold the process while the stage frame fans out to every learner.
     return session
 
 

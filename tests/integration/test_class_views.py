@@ -198,3 +198,25 @@ def test_seed_demo_adds_a_coach_with_a_finished_session_and_its_report(client: A
     client.force_login(coach)
     report = client.get(reverse("class-session-report", args=[session.pk])).content.decode()
     assert "2 joined, 2 answered" in report and "checkout page was slow" in report
+
+
+def test_an_invited_learner_opens_the_live_session_from_the_class_page(
+    client: Any, learner: Any, session: ClassSession
+) -> None:
+    client.force_login(learner)
+    invite = reverse("class-invite", args=[session.klass.invite_code])
+    assert client.post(invite).url == reverse("class-detail", args=[session.klass_id])
+    page = client.get(reverse("class-detail", args=[session.klass_id])).content.decode()
+    assert reverse("class-session", args=[session.pk]) in page
+    assert client.get(reverse("class-session", args=[session.pk])).status_code == 200
+    assert session.attendances.filter(user=learner).exists()
+    assert session.conversation.memberships.filter(user=learner).exists()
+
+
+def test_a_coach_enrols_an_organisation(client: Any, coach: Any, make_user: Any) -> None:
+    klass = classes.class_create(coach=coach, title="Org", questions="Q?")
+    for organisation in ("Hanbit Univ", "HANBIT UNIV", ""):
+        make_user(organisation=organisation)
+    client.force_login(coach)
+    client.post(reverse("class-enrol", args=[klass.pk]), {"organisation": "Hanbit Univ"})
+    assert klass.learners.count() == 2
