@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench import people
@@ -87,6 +88,8 @@ class Result:
     answer_events: int = 0
     server_cpu: float = 0.0
     problems: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    problems_log: list[str] = field(default_factory=list)  # what the activity path looked like
 
 
 def _setup(n: int, label: str) -> tuple[people.Person, list[people.Person], str, str]:
@@ -220,6 +223,7 @@ async def _measure(
                     last_at = max(last_at, at)
         await asyncio.sleep(0.1)
     stored_at = None
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if await asyncio.to_thread(_answers_stored, session_id) >= len(learners) * rounds:
             stored_at = time.perf_counter()
@@ -246,17 +250,32 @@ async def _measure(
     await coach.ws.close()
     meter.stop()
     result.server_cpu = meter.percent
-    result.events_expected = len(learners) + expected  # the set-up's joins + the script
+    result.events_expected = result.n + expected  # the set-up's joins + the script
 
 
-def _consumer(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "run_activity_consumer", "--name", "bench-1"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _consumer(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "run_activity_consumer", "--name", "bench-1"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=out,
+        )
+
+
+def _stream_state(url: str, name: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        length = client.xlen(name)
+        groups = client.xinfo_groups(name) if length else []
+    finally:
+        client.close()
+    pending = sum(g.get("pending", 0) for g in groups)
+    lag = sum(g.get("lag") or 0 for g in groups)
+    return f"stream {length} entries, {pending} pending, lag {lag}"
 
 
 def _store_rate(n: int) -> float:
@@ -288,23 +307,31 @@ def _run_one(ctx: Ctx, n: int, split: bool) -> Result:
     coach, learners, conv, session_id = _setup(n, tag)
     extra: dict[str, str] = {"CLASS_DASHBOARD_BATCH_SECONDS": "0.2"}
     consumer = None
+    consumer_log = ctx.env.dir / f"{tag}-consumer.log"
     if split:
         extra.update(
             REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
             CHANNEL_LAYER_PREFIX=tag,
             ACTIVITY_STREAM=f"{tag}:activity",
         )
-        consumer = _consumer({**ctx.env.base_env, **extra})
+        consumer = _consumer({**ctx.env.base_env, **extra}, consumer_log)
     servers = [ctx.env.start_app(ctx.app_env(**extra)) for _ in range(2 if split else 1)]
     try:
         asyncio.run(_measure(ctx, result, servers, conv, session_id, coach, learners))
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             result.events_stored, result.events_unique = _stored(session_id)
             if result.events_stored >= result.events_expected:
                 break
             time.sleep(0.2)
+        if split:
+            result.problems_log.append(_stream_state(extra["REDIS_URL"], extra["ACTIVITY_STREAM"]))
+            with contextlib.suppress(OSError):
+                retries = consumer_log.read_text(errors="replace").count("retrying")
+                result.problems_log.append(f"consumer retried {retries} batches")
     finally:
+        for server in servers:
+            result.errors += server.errors()
         for server in servers:
             server.stop()
         ctx.env.servers.clear()
@@ -368,6 +395,10 @@ def _report(ctx: Ctx, r: Result) -> None:
         flush=True,
     )
     problems = list(r.problems)
+    if r.problems_log:
+        report.note(f"{where}: activity path after the run: " + "; ".join(r.problems_log))
+    if r.errors:
+        report.note(f"{where}: daphne logged {len(r.errors)} errors, e.g. {r.errors[0]}")
     if r.step_missing:
         problems.append(f"{r.step_missing} step changes never reached a learner")
     if r.hand_missing:

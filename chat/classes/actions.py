@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 from chat import events
 from chat.actions import Page, action, on_page
-from chat.classes import dashboard, frames, machine, selectors, services
+from chat.classes import attendance, dashboard, frames, machine, selectors, services
 from chat.models import ClassSession, Conversation
 
 CLASS = [Conversation.Kind.CLASS]
@@ -206,7 +206,7 @@ async def class_resync(page: Page) -> None:
     page.state["class_session"] = session
     await page.send_frame(html)
     if not coach and not page.state.get("class_open"):
-        opened = await database_sync_to_async(services.page_opened)(
+        opened = await database_sync_to_async(attendance.page_opened)(
             session_id=session.pk, user=page.user
         )
         if opened:
@@ -221,11 +221,15 @@ async def class_heartbeat(page: Page) -> None:
     if session is None:
         return
     if _is_coach(page, session):
-        gone = await database_sync_to_async(services.sweep_gone)(session_id=session.pk)
+        gone = await database_sync_to_async(attendance.sweep_gone)(session_id=session.pk)
         for user_id in gone:
             await dashboard.note(session, user_id)
     elif page.state.get("class_open"):
-        await database_sync_to_async(services.heartbeat)(session_id=session.pk, user=page.user)
+        back = await database_sync_to_async(attendance.heartbeat)(
+            session_id=session.pk, user=page.user
+        )
+        if back:
+            await dashboard.note(session, page.user.pk)
 
 
 @on_page("close", kinds=CLASS)
@@ -234,5 +238,5 @@ async def class_close(page: Page) -> None:
     session = page.state.get("class_session")
     if session is None or not page.state.pop("class_open", False):
         return
-    await database_sync_to_async(services.page_closed)(session_id=session.pk, user=page.user)
+    await database_sync_to_async(attendance.page_closed)(session_id=session.pk, user=page.user)
     await dashboard.note(session, page.user.pk)

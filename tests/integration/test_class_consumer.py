@@ -314,3 +314,30 @@ async def test_a_scripted_session_logs_every_event_exactly_once(
         ActivityEvent.objects.values_list("event_id", flat=True)
     )
     assert len(ids) == len(set(ids))
+
+
+async def test_a_learner_whose_heartbeats_stop_goes_offline_on_the_dashboard(
+    coach: Any, minji: Any, session: ClassSession
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    teacher = await Page(coach, session).open()
+    a = await Page(minji, session).open()
+    await teacher.until('data-online="true"')
+    # Her phone went to sleep without closing the socket: no beat for longer than the timeout.
+    await database_sync_to_async(Attendance.objects.filter(user=minji).update)(
+        last_seen=timezone.now() - timedelta(minutes=5)
+    )
+    await teacher.send(action="heartbeat")
+    assert 'data-online="false"' in await teacher.until(f'id="learner-{minji.pk}"')
+    await dashboard.flush_now()
+    await database_sync_to_async(activity.flush)()
+    leave = await database_sync_to_async(ActivityEvent.objects.get)(kind="leave")
+    assert leave.data == {"missed_heartbeats": True}
+    # Her next beat brings her back.
+    await a.send(action="heartbeat")
+    assert 'data-online="true"' in await teacher.until('data-online="true"')
+    await a.close()
+    await teacher.close()
