@@ -5,9 +5,9 @@ from chat.classes import views
 urlpatterns = [
     path("classes/", views.class_list, name="class-list"),
     path("classes/new/", views.class_create, name="class-create"),
-    path("classes/<int:class_id>/", views.class_detail, name="class-detail"),
-    path("classes/<int:class_id>/start/", views.session_start, name="class-session-start"),
-    path("classes/<int:class_id>/enrol/", views.class_enrol, name="class-enrol"),
+    path("classes/<id:class_id>/", views.class_detail, name="class-detail"),
+    path("classes/<id:class_id>/start/", views.session_start, name="class-session-start"),
+    path("classes/<id:class_id>/enrol/", views.class_enrol, name="class-enrol"),
     path("classes/invite/<str:code>/", views.class_invite, name="class-invite"),
     path("classes/live/<uuid:session_id>/", views.session_live, name="class-session"),
     path(
