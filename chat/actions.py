@@ -68,3 +68,35 @@ def handler_for(name: object, kind: str) -> Handler | None:
 def registered() -> dict[tuple[str, str], Handler]:
     """Every (action, kind) registered, for tests and the docs."""
     return dict(_HANDLERS)
+
+
+# --- page hooks: a subject's work when one of its pages syncs, beats or closes -------------------
+
+PageHook = Callable[[Page], Awaitable[None]]
+PAGE_EVENTS = ("resync", "heartbeat", "close")
+_HOOKS: dict[tuple[str, str], list[PageHook]] = {}
+
+
+def on_page(event: str, *, kinds: Iterable[str]) -> Callable[[PageHook], PageHook]:
+    """Run the decorated hook after the socket's own work for `event` on these kinds.
+
+    A resync hook sends the page what the subject keeps outside messages (a live class's
+    current question), so `chat.live` never imports a subject to do it.
+    """
+    if event not in PAGE_EVENTS:
+        raise ValueError(f"unknown page event {event!r}")
+
+    def decorate(hook: PageHook) -> PageHook:
+        for kind in kinds:
+            hooks = _HOOKS.setdefault((event, str(kind)), [])
+            if hook not in hooks:
+                hooks.append(hook)
+        return hook
+
+    return decorate
+
+
+async def run_page_hooks(event: str, page: Page) -> None:
+    """Run the hooks registered for `event` on the page's kind of conversation."""
+    for hook in _HOOKS.get((event, page.conversation.kind), []):
+        await hook(page)

@@ -10,7 +10,19 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
-from chat.models import AIUsage, Conversation, Membership, Message, Persona
+from chat.models import (
+    ActivityEvent,
+    AIUsage,
+    Attendance,
+    Class,
+    ClassAnswer,
+    ClassSession,
+    Conversation,
+    Hand,
+    Membership,
+    Message,
+    Persona,
+)
 
 
 @admin.register(Persona)
@@ -95,3 +107,78 @@ class AIUsageAdmin(admin.ModelAdmin[AIUsage]):
 
 admin.site.site_header = _("Practalk staff")
 admin.site.site_title = _("Practalk staff")
+
+
+# --- live classes -------------------------------------------------------------------------------
+
+
+class ClassSessionInline(admin.TabularInline[ClassSession, Class]):
+    model = ClassSession
+    fields = ("join_code", "state", "current_step", "started_at", "ended_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Class)
+class ClassAdmin(admin.ModelAdmin[Class]):
+    list_display = ("title", "coach", "seconds_per_question", "created_at")
+    search_fields = ("title", "description", "coach__email", "coach__nickname")
+    autocomplete_fields = ("coach", "learners")
+    inlines: ClassVar = [ClassSessionInline]
+
+
+class AttendanceInline(admin.TabularInline[Attendance, ClassSession]):
+    model = Attendance
+    fields = ("user", "joined_at", "online", "last_seen")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(ClassSession)
+class ClassSessionAdmin(admin.ModelAdmin[ClassSession]):
+    list_display = ("klass", "join_code", "state", "current_step", "started_at", "ended_at")
+    list_filter = ("state",)
+    search_fields = ("join_code", "klass__title")
+    readonly_fields = ("conversation", "join_code", "created_at")
+    inlines: ClassVar = [AttendanceInline]
+
+
+@admin.register(Attendance)
+class AttendanceAdmin(admin.ModelAdmin[Attendance]):
+    list_display = ("session", "user", "online", "joined_at", "last_seen")
+    list_filter = ("online",)
+    search_fields = ("user__email", "user__nickname", "session__join_code")
+
+
+@admin.register(ClassAnswer)
+class ClassAnswerAdmin(admin.ModelAdmin[ClassAnswer]):
+    list_display = ("session", "user", "step", "updated_at")
+    search_fields = ("text", "user__email", "session__join_code")
+    readonly_fields = ("analysis",)
+
+
+@admin.register(Hand)
+class HandAdmin(admin.ModelAdmin[Hand]):
+    list_display = ("session", "user", "step", "state", "raised_at", "closed_at")
+    list_filter = ("state",)
+    search_fields = ("note", "user__email", "session__join_code")
+
+
+@admin.register(ActivityEvent)
+class ActivityEventAdmin(admin.ModelAdmin[ActivityEvent]):
+    list_display = ("at", "kind", "session", "user", "step")
+    list_filter = ("kind",)
+    search_fields = ("session__join_code", "user__email")
+    readonly_fields = ("event_id", "session", "user", "kind", "step", "data", "at", "stored_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -108,6 +108,7 @@ class Conversation(models.Model):
     class Kind(models.TextChoices):
         PRACTICE = "practice", _("Practice")
         ROOM = "room", _("Room")
+        CLASS = "class", _("Live class")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(_("kind"), max_length=16, choices=Kind, default=Kind.PRACTICE)
@@ -364,3 +365,237 @@ class Recording(models.Model):
 
     def __str__(self) -> str:
         return f"recording {self.pk} in {self.conversation_id}"
+
+
+# --- live coached classes -----------------------------------------------------------------------
+
+# Join codes: no 0/O and no 1/I/L, so a code read off a projector is typed right.
+JOIN_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+JOIN_CODE_LENGTH = 6
+
+
+def new_join_code() -> str:
+    """Six characters from the unambiguous alphabet."""
+    return "".join(secrets.choice(JOIN_CODE_ALPHABET) for _ in range(JOIN_CODE_LENGTH))
+
+
+class Class(models.Model):
+    """A coach's practice class: a question set and the learners enrolled in it."""
+
+    coach = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("coach"),
+        on_delete=models.CASCADE,
+        related_name="coached_classes",
+    )
+    title = models.CharField(_("title"), max_length=120)
+    description = models.TextField(_("description"), blank=True)
+    persona = models.ForeignKey(
+        Persona,
+        verbose_name=_("question bank from"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+    )
+    questions = models.TextField(_("questions"), help_text=_("One question per line."))
+    seconds_per_question = models.PositiveIntegerField(
+        _("seconds per question"), null=True, blank=True
+    )
+    learners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("learners"),
+        blank=True,
+        related_name="enrolled_classes",
+    )
+    invite_code = models.CharField(
+        _("invite code"), max_length=32, unique=True, default=new_invite_code
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+        verbose_name = _("class")
+        verbose_name_plural = _("classes")
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def question_list(self) -> list[str]:
+        """The questions, one per non-empty line."""
+        return [line.strip() for line in self.questions.splitlines() if line.strip()]
+
+
+class ClassSession(models.Model):
+    """One live run of a class: waiting → running ⇄ paused → ended."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", _("Waiting")
+        RUNNING = "running", _("Running")
+        PAUSED = "paused", _("Paused")
+        ENDED = "ended", _("Ended")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    klass = models.ForeignKey(
+        Class, verbose_name=_("class"), on_delete=models.CASCADE, related_name="sessions"
+    )
+    # The session's socket: learners and the coach are its members.
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="class_session"
+    )
+    join_code = models.CharField(
+        _("join code"), max_length=JOIN_CODE_LENGTH, unique=True, default=new_join_code
+    )
+    questions = models.JSONField(_("questions"), default=list)
+    seconds_per_question = models.PositiveIntegerField(null=True, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=State, default=State.WAITING)
+    current_step = models.PositiveIntegerField(_("current question"), default=0)  # 0: none yet
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+        verbose_name = _("live session")
+        verbose_name_plural = _("live sessions")
+
+    def __str__(self) -> str:
+        return f"{self.klass} {self.join_code}"
+
+    @property
+    def total_steps(self) -> int:
+        return len(self.questions)
+
+    @property
+    def question(self) -> str:
+        """The current question ("" before the first)."""
+        if 1 <= self.current_step <= len(self.questions):
+            return str(self.questions[self.current_step - 1])
+        return ""
+
+
+class Attendance(models.Model):
+    """A learner in a live session: joined when, online now, last heartbeat."""
+
+    session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="attendances")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attendances"
+    )
+    joined_at = models.DateTimeField(_("joined"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last seen"), default=timezone.now)
+    online = models.BooleanField(_("online"), default=False)
+    first_seen_at = models.DateTimeField(null=True, blank=True)  # their page first opened
+    connections = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("attendance")
+        verbose_name_plural = _("attendances")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["session", "user"], name="unique_attendance"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.session}"
+
+
+class ClassAnswer(models.Model):
+    """A learner's answer to one question of a session (answering again replaces it)."""
+
+    session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="answers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="class_answers"
+    )
+    step = models.PositiveIntegerField(_("question"))
+    text = models.TextField(_("answer"))
+    analysis = models.JSONField(_("analysis"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["step", "created_at"]
+        verbose_name = _("class answer")
+        verbose_name_plural = _("class answers")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["session", "user", "step"], name="unique_class_answer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} Q{self.step}"
+
+
+class Hand(models.Model):
+    """A raised hand (a help request), until lowered by the learner or resolved by the coach."""
+
+    class State(models.TextChoices):
+        RAISED = "raised", _("Raised")
+        LOWERED = "lowered", _("Lowered")
+        RESOLVED = "resolved", _("Resolved")
+
+    session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="hands")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hands"
+    )
+    step = models.PositiveIntegerField(_("question"), default=0)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    state = models.CharField(_("state"), max_length=16, choices=State, default=State.RAISED)
+    raised_at = models.DateTimeField(_("raised"), default=timezone.now)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering: ClassVar = ["raised_at"]
+        verbose_name = _("raised hand")
+        verbose_name_plural = _("raised hands")
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["session", "user"],
+                condition=models.Q(state="raised"),
+                name="one_raised_hand",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.state})"
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """How long the hand was up (None while it still is)."""
+        if self.closed_at is None:
+            return None
+        return (self.closed_at - self.raised_at).total_seconds()
+
+
+class ActivityEvent(models.Model):
+    """The activity ledger of live sessions: one row per event, written exactly once."""
+
+    event_id = models.UUIDField(unique=True, editable=False)
+    session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="activity")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    kind = models.CharField(_("event"), max_length=32)
+    step = models.PositiveIntegerField(_("question"), default=0)
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(_("at"))
+    stored_at = models.DateTimeField(_("stored"), default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["at", "id"]
+        verbose_name = _("activity event")
+        verbose_name_plural = _("activity events")
+        indexes: ClassVar = [models.Index(fields=["session", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.at:%H:%M:%S}"

@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("chat.practice.urls")),
     path("", include("chat.rooms.urls")),
     path("", include("chat.voice.urls")),
+    path("", include("chat.classes.urls")),
 ]

@@ -80,6 +80,24 @@ async def _check_ai() -> dict[str, Any]:
     return {"status": "ok", "mode": "configured", "model": settings.OPENAI_MODEL}
 
 
+def _check_activity() -> dict[str, Any]:
+    """Which path the class activity log takes, and how far its stream's consumer lags."""
+    from chat.classes import activity, stream
+
+    result: dict[str, Any] = {"status": "ok", "path": activity.path()}
+    if activity.redis_url():
+        try:
+            result.update(stream.lag(activity.client()))
+        except Exception as exc:
+            # Events go to the database directly meanwhile: degraded, not down.
+            return {"status": "degraded", "path": "direct", "error": f"{type(exc).__name__}"}
+        if result["path"] == "direct":
+            result["status"] = "degraded"
+    else:
+        result["direct_pending"] = activity.buffer.pending()
+    return result
+
+
 async def _timed(check: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -99,6 +117,7 @@ async def detailed_status() -> tuple[bool, dict[str, Any]]:
         "channel_layer": _check_channel_layer(),
         "cache": sync_to_async(_check_cache, thread_sensitive=False)(),
         "ai_provider": _check_ai(),
+        "activity_log": sync_to_async(_check_activity, thread_sensitive=False)(),
     }
     if settings.REDIS_URL:
         checks["redis"] = _check_redis()

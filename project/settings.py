@@ -132,6 +132,7 @@ TEMPLATES = [
                 "django.template.context_processors.tz",
                 "django.template.context_processors.csp",
                 "project.context_processors.site",
+                "chat.classes.context.my_classes",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },
@@ -357,6 +358,19 @@ PRESENCE_TIMEOUT_SECONDS = env_int("PRESENCE_TIMEOUT_SECONDS", 60)
 # A room's online list is announced at most once per this many seconds, joins, leaves and
 # heartbeats in between coalesced (one frame per join was O(N²) in a big room's join storm).
 PRESENCE_INTERVAL = env_float("PRESENCE_INTERVAL", 1.0)
+
+# --- Live classes -------------------------------------------------------------------------
+# The activity log goes through a Redis Stream when this is set (REDIS_URL by default),
+# read by `manage.py run_activity_consumer`; else (or while Redis is down) written directly.
+ACTIVITY_REDIS_URL = env("ACTIVITY_REDIS_URL", REDIS_URL)
+ACTIVITY_STREAM = env("ACTIVITY_STREAM", "practalk:activity")
+ACTIVITY_BATCH = env_int("ACTIVITY_BATCH", 100)
+ACTIVITY_FLUSH_SECONDS = env_float("ACTIVITY_FLUSH_SECONDS", 0.5)
+# A coach's dashboard gets the rows that changed at most once per this many seconds.
+CLASS_DASHBOARD_BATCH_SECONDS = env_float("CLASS_DASHBOARD_BATCH_SECONDS", 0.2)
+# Wrong join codes allowed per person and address in JOIN_CODE_WINDOW_SECONDS.
+JOIN_CODE_ATTEMPTS = env_int("JOIN_CODE_ATTEMPTS", 10)
+JOIN_CODE_WINDOW_SECONDS = env_int("JOIN_CODE_WINDOW_SECONDS", 600)
 
 # --- I18N / time --------------------------------------------------------------------------
 # The language comes from the person's profile, else Django's language cookie (set by the

@@ -13,13 +13,13 @@ from channels.db import database_sync_to_async
 from django.utils.translation import gettext as _
 
 from chat import frames
-from chat.actions import Page, action, handler_for
+from chat.actions import Page, action, handler_for, run_page_hooks
 from chat.coach import tasks
 from chat.live import delivery, presence
 from chat.live.delivery import PageCursor
 from chat.models import Conversation, Message
 
-SUBJECT_ACTIONS = ("chat.practice.actions", "chat.rooms.actions")
+SUBJECT_ACTIONS = ("chat.practice.actions", "chat.rooms.actions", "chat.classes.actions")
 ALL_KINDS = list(Conversation.Kind)
 
 for _module in SUBJECT_ACTIONS:
@@ -83,6 +83,7 @@ async def on_resync(any_page: Page, payload: dict[str, Any]) -> None:
     if state.members is not None:
         # Presence frames sent before this page synced were dropped: send it the current list.
         await page.send_frame(frames.presence(state.members))
+    await run_page_hooks("resync", page)
 
 
 @action("heartbeat", kinds=ALL_KINDS)
@@ -104,3 +105,4 @@ async def on_heartbeat(any_page: Page, payload: dict[str, Any]) -> None:
         )
         await send_messages(page, missed)
         await send_replaced(page, ended)
+    await run_page_hooks("heartbeat", page)

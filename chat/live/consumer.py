@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.translation import gettext as _
 
 from chat import events, frames
+from chat.actions import run_page_hooks
 from chat.coach import tasks
 from chat.live import actions, delivery, presence
 from chat.live.delivery import PageCursor
@@ -104,6 +105,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         if self.conversation.is_room:
             await presence.presence_note(self.conversation)
+        await run_page_hooks("close", self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None:

@@ -21,7 +21,7 @@ def mark_shipped_coaches(apps: Any, schema_editor: Any) -> None:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0008_message_html"),
+        ("chat", "0004_message_html"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
