@@ -1,8 +1,10 @@
 """The conversation socket: `/ws/chat/<uuid>/`, spoken to by the htmx ws extension.
 
 Thin by design: `connect` checks who and where (close codes 4401/4403/4404/4429),
-`receive` validates the frame and dispatches it to the action a subject registered,
-the group handlers hand frames to the page's cursor. Frames are pre-rendered fragments.
+`receive` spends the socket's frame budget, validates the frame and dispatches it to the
+action a subject registered, the group handlers hand frames to the page's cursor. Frames
+are pre-rendered fragments. A handler that crashes closes the socket with 1011 and the
+disconnect cleanup still runs (the socket's Connection row never outlives it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.translation import gettext as _
 
@@ -19,8 +22,10 @@ from chat import events, frames
 from chat.coach import tasks
 from chat.live import actions, delivery, presence
 from chat.live.delivery import PageCursor
+from chat.live.limits import CLOSE_TOO_MANY_FRAMES, FrameBudget, Verdict
 from chat.live.presence import CLOSE_FORBIDDEN, CLOSE_NOT_SIGNED_IN, CLOSE_TOO_MANY_SOCKETS
 from chat.live.protocol import parse_frame
+from chat.live.sessions import session_key_of
 
 try:  # what daphne's websocket protocol raises on a send after the client closed
     from autobahn.exception import Disconnected as PageGoneError
@@ -32,11 +37,15 @@ except ImportError:  # pragma: no cover - another ASGI server
 
 logger = logging.getLogger(__name__)
 
+CLOSE_SERVER_ERROR = 1011
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     """One open conversation page."""
 
     conversation: Any = None
+    cleaned_up = False
+    closing = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `close_old_connections()` before every event.
@@ -49,7 +58,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            # Uncaught, the server would close with 1011 and never run `disconnect`: the
+            # Connection row stayed, counting against the person's open pages for a minute.
+            logger.exception("socket %s: %s failed", self.channel_name, message.get("type"))
+            await self.send(close=CLOSE_SERVER_ERROR)
+            await self.cleanup()
+            raise StopConsumer() from None
 
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
@@ -82,6 +101,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
             return
         self.user = user
+        self.session_key = session_key_of(self.scope)
+        # The gateway vouches per handshake; a scope without the session middleware (tests
+        # that set the user) has no session to check: only the account is checked then.
+        self.sessionless = "gateway_identity" in self.scope or "session" not in self.scope
+        self.budget = FrameBudget()
         self.conversation = conversation
         self.group = events.conv_group(conversation.pk)
         self.cursor = PageCursor()
@@ -92,8 +116,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await presence.presence_note(conversation)
 
     async def disconnect(self, code: int) -> None:
-        if self.conversation is None:
+        await self.cleanup()
+
+    async def cleanup(self) -> None:
+        """Forget the socket: groups, its Connection row, its read point, the room's list."""
+        if self.conversation is None or self.cleaned_up:
             return
+        self.cleaned_up = True
         await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
         await database_sync_to_async(presence.connection_close)(self.channel_name)
@@ -106,13 +135,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await presence.presence_note(self.conversation)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.conversation is None:
+        if self.conversation is None or self.closing:
+            return
+        # Spent before any parsing or database work: a dropped frame costs a counter.
+        if not await self.admitted(self.budget.frame()):
             return
         payload, problem = parse_frame(text_data, bytes_data)
         if problem:
             await self.send_notice(problem)
             return
+        if not await self.admitted(self.budget.action(payload.get("action"))):
+            return
         await actions.dispatch(self, payload)
+
+    async def admitted(self, verdict: Verdict) -> bool:
+        """Whether to handle the frame; a dropped one may tell the page, or close it."""
+        if verdict is Verdict.ADMIT:
+            return True
+        if verdict is Verdict.DROP_AND_TELL:
+            await self.send_notice(_("You are sending too fast: some of it was ignored."))
+        elif verdict is Verdict.CLOSE:
+            self.closing = True
+            logger.warning("socket %s closed: too many frames", self.channel_name)
+            await self.send_notice(_("Too many frames: this page was closed. Reload it."))
+            await self.close(code=CLOSE_TOO_MANY_FRAMES)
+        return False
 
     # --- group handlers -------------------------------------------------------------------
 
