@@ -9,6 +9,7 @@ disconnect cleanup still runs (the socket's Connection row never outlives it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -38,6 +39,7 @@ except ImportError:  # pragma: no cover - another ASGI server
 logger = logging.getLogger(__name__)
 
 CLOSE_SERVER_ERROR = 1011
+BUDGET_VERDICT = "practalk.budget"  # a dropped frame the page must hear about
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -46,6 +48,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Any = None
     cleaned_up = False
     closing = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' consumer, reading the page's frames through its frame budget."""
+        self.budget = FrameBudget()
+        await super().__call__(scope, self._within_budget(receive), send)
+
+    def _within_budget(self, receive: Any) -> Any:
+        """The server's `receive`, dropping frames over the socket's budget as they are read.
+
+        Dropped here, a flood is worked off as fast as the server reads it (a queued frame
+        comes back without a task switch): no parsing, no handler, no database. Handling
+        each one in turn left the queue seconds behind the flood, the server busy with it
+        long after it stopped, and the hard limit reached only then.
+        """
+
+        async def receive_within_budget() -> dict[str, Any]:
+            while True:
+                message = await receive()
+                if message.get("type") != "websocket.receive":
+                    return dict(message)
+                if self.closing:
+                    continue
+                verdict = self.budget.frame()
+                if verdict is Verdict.ADMIT:
+                    return dict(message)
+                if verdict is Verdict.DROP:
+                    continue
+                self.closing = verdict is Verdict.CLOSE
+                return {"type": "websocket.receive", BUDGET_VERDICT: verdict}
+
+        return receive_within_budget
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `close_old_connections()` before every event.
@@ -66,7 +99,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Uncaught, the server would close with 1011 and never run `disconnect`: the
             # Connection row stayed, counting against the person's open pages for a minute.
             logger.exception("socket %s: %s failed", self.channel_name, message.get("type"))
-            await self.send(close=CLOSE_SERVER_ERROR)
+            with contextlib.suppress(PageGoneError):
+                await self.close(code=CLOSE_SERVER_ERROR)
             await self.cleanup()
             raise StopConsumer() from None
 
@@ -105,7 +139,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The gateway vouches per handshake; a scope without the session middleware (tests
         # that set the user) has no session to check: only the account is checked then.
         self.sessionless = "gateway_identity" in self.scope or "session" not in self.scope
-        self.budget = FrameBudget()
         self.conversation = conversation
         self.group = events.conv_group(conversation.pk)
         self.cursor = PageCursor()
@@ -134,11 +167,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.conversation.is_room:
             await presence.presence_note(self.conversation)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.conversation is None or self.closing:
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """A frame within the budget, or word that frames were dropped (tell or close)."""
+        verdict = message.get(BUDGET_VERDICT)
+        if verdict is not None:
+            await self.admitted(verdict)
             return
-        # Spent before any parsing or database work: a dropped frame costs a counter.
-        if not await self.admitted(self.budget.frame()):
+        await super().websocket_receive(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.conversation is None:
             return
         payload, problem = parse_frame(text_data, bytes_data)
         if problem:
