@@ -869,7 +869,11 @@ async def test_f6a_member_channel_over_capacity(settings: Any, room: list[Member
 @pytest.mark.asyncio
 async def test_f6b_member_page_stops_reading(ai: Any, room: list[Member]) -> None:
     alice, bob, carol = room
-    server = DaphneServer(server_env(ai, MESSAGES_PER_10S="1000", CHANNEL_CAPACITY="50"))
+    server = DaphneServer(
+        server_env(
+            ai, MESSAGES_PER_10S="1000", SOCKET_FRAMES_PER_SECOND="1000", CHANNEL_CAPACITY="50"
+        )
+    )
     await asyncio.to_thread(server.start)
     url = f"ws://127.0.0.1:{server.port}{alice.path}"
     socks: list[Remote] = []
