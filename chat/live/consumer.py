@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from chat import events, frames
 from chat.coach import tasks
-from chat.live import actions, delivery, presence
+from chat.live import actions, delivery, limits, presence
 from chat.live.delivery import PageCursor
 from chat.live.limits import CLOSE_TOO_MANY_FRAMES, FrameBudget, Verdict
 from chat.live.presence import CLOSE_FORBIDDEN, CLOSE_NOT_SIGNED_IN, CLOSE_TOO_MANY_SOCKETS
@@ -121,14 +121,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        # Accept, then close with a code: a refused handshake carries no reason to the page.
-        await self.accept()
         if user is None or not user.is_authenticated:
+            # Accept, then close with a code: a refused handshake carries no reason to the page.
+            await self.accept()
             await self.close(code=CLOSE_NOT_SIGNED_IN)
+            return
+        if await limits.held_for_cool_down(user.pk):
+            # A socket of theirs flooded: no set-up work, no fresh budget for a while.
+            await self.accept()
+            await self.send_notice(_("Too many frames: this page was closed. Reload it."))
+            await self.close(code=CLOSE_TOO_MANY_FRAMES)
             return
         conversation, code = await database_sync_to_async(presence.page_open)(
             user, self.scope["url_route"]["kwargs"]["conversation_id"], self.channel_name
         )
+        # Accepted only now: a client cannot queue frames while the page is being set up.
+        await self.accept()
         if conversation is None:
             if code == CLOSE_TOO_MANY_SOCKETS:
                 await self.send_notice(_("Too many open pages."))
@@ -197,6 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.warning("socket %s closed: too many frames", self.channel_name)
             await self.send_notice(_("Too many frames: this page was closed. Reload it."))
             await self.close(code=CLOSE_TOO_MANY_FRAMES)
+            await limits.start_cool_down(self.user.pk)
         return False
 
     # --- group handlers -------------------------------------------------------------------

@@ -6,19 +6,27 @@ minutes of server work. Now every frame takes a token from the socket's bucket b
 is even parsed, and the actions that cost database work (heartbeat, resync, ...) take one
 from their own, smaller bucket too. A frame without a token is dropped at the cost of a
 clock read and a counter; the page gets at most one notice per window, and a socket that
-goes on past SOCKET_FRAMES_DROPPED_MAX dropped frames in a window is closed with 4429.
+goes on past SOCKET_FRAMES_DROPPED_MAX dropped frames in a window is closed with 4429 and
+the person's next sockets are held and refused for COOL_DOWN_SECONDS.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 
 CLOSE_TOO_MANY_FRAMES = 4429  # as for too many pages: "too many", the page may reload
 WINDOW_SECONDS = 10.0
+# After a socket was closed for flooding, the person's new sockets wait this long at the
+# handshake and are then closed with 4429, for COOL_DOWN_SECONDS: reconnecting in a loop
+# buys neither set-up work (database, groups, resync) nor a fresh budget.
+COOL_DOWN_SECONDS = 10
+COOL_DOWN_DELAY = 2.0
 
 # Actions with their own budget: (tokens per second, burst). A page sends a resync when its
 # socket opens and a heartbeat every 20 s; typing is sent at most every 2 s per room page.
@@ -103,3 +111,20 @@ class FrameBudget:
             self.told_at = now
             return Verdict.DROP_AND_TELL
         return Verdict.DROP
+
+
+def _cool_down_key(user_id: int) -> str:
+    return f"live:flooded:{user_id}"
+
+
+async def start_cool_down(user_id: int) -> None:
+    """A socket of this person was closed for flooding."""
+    await cache.aset(_cool_down_key(user_id), 1, timeout=COOL_DOWN_SECONDS)
+
+
+async def held_for_cool_down(user_id: int) -> bool:
+    """True (after holding the handshake COOL_DOWN_DELAY) while the person is cooling down."""
+    if not await cache.aget(_cool_down_key(user_id)):
+        return False
+    await asyncio.sleep(COOL_DOWN_DELAY)
+    return True

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -473,6 +475,12 @@ FLOOD_RATE = 10_000  # frames a second: the issue's 50,000 frames in 5 s
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _start_flood(url: str, cookie: str, origin: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -488,53 +496,117 @@ async def _start_flood(url: str, cookie: str, origin: str) -> asyncio.subprocess
     )
 
 
-@pytest.mark.asyncio
-async def test_h7g_flood_of_heartbeats_and_resyncs(ai: Any, alice: Person, bob: Person) -> None:
-    server = DaphneServer(_server_env(ai))
+@dataclass
+class Flood:
+    """What one flood did, and what Bob saw meanwhile."""
+
+    out: dict[str, int]
+    normal: list[float]
+    during: list[float]
+    after: list[float]
+    cpu_flood: float
+    cpu_after: float
+
+    @property
+    def base(self) -> float:
+        return statistics.median(self.normal)
+
+    @property
+    def mid(self) -> float:
+        return statistics.median(self.during)
+
+    def closes(self) -> str:
+        found = {k: v for k, v in self.out.items() if k.startswith("closed")}
+        return ", ".join(f"{k} x{v}" for k, v in found.items()) or "never closed"
+
+    def summary(self) -> str:
+        return (
+            f"{self.out['frames']:,} frames on {self.out['sockets']} socket(s), "
+            f"{self.closes()}; daphne CPU {self.cpu_flood:.1f} s during, "
+            f"{self.cpu_after:.2f} s in the 2 idle s after"
+        )
+
+    def within_target(self) -> bool:
+        """Bob's median round trip during the flood within 2x of normal (0.1 s of slack:
+        normal is a few hundredths of a second on a shared machine)."""
+        return self.mid <= max(2 * self.base, self.base + 0.1)
+
+    def bystander(self) -> str:
+        target = "within" if self.within_target() else "OUTSIDE"
+        return (
+            f"normal {self.base:.2f} s, during median {self.mid:.2f} s "
+            f"({self.mid / self.base:.1f}x, {target} the 2x target), worst "
+            f"{max(self.during):.2f} s, {len(self.during)} replies; after "
+            f"{statistics.median(self.after):.2f} s"
+        )
+
+    def check(self) -> None:
+        assert self.during
+        # No queued flood left to work off: the server is idle as soon as the flood ends.
+        assert self.cpu_after < 0.5, self.cpu_after
+
+
+async def _flood_and_measure(ai: Any, alice: Person, bob: Person, **env: str) -> Flood:
+    """On a fresh daphne: Bob's round trips before, during and after Alice's 5-second flood."""
+    server = DaphneServer(_server_env(ai, **env))
     await asyncio.to_thread(server.start)
     url = f"ws://127.0.0.1:{server.port}"
     try:
-        with report.case(
-            "H7g",
-            "one socket sends heartbeats and resyncs, 10,000 frames a second for 5 s "
-            "(reconnecting whenever closed, from its own process); Bob converses meanwhile "
-            "on the same server",
-        ) as row:
-            watcher = await Remote.open(url + bob.path, cookie=bob.cookie_header, origin=server.url)
-            await watcher.resync()
-            await watcher.quiet(0.3)
-            await converse(watcher, "Warming up")
-            normal = [await converse(watcher, f"Before the flood {i}") for i in range(8)]
-            flood = await _start_flood(url + alice.path, alice.cookie_header, server.url)
-            started = time.monotonic()
-            during = []
-            await asyncio.sleep(0.3)
-            while flood.returncode is None and time.monotonic() - started < 4.8:
-                during.append(await converse(watcher, f"During the flood {len(during)}"))
-            output, _ = await asyncio.wait_for(flood.communicate(), 30)
-            out = json.loads(output)
-            after = [await converse(watcher, f"After the flood {i}") for i in range(3)]
-            base = statistics.median(normal)
-            worst = max(during)
-            mid = statistics.median(during)
-            closes = {k: v for k, v in out.items() if k.startswith("closed")}
-            row.set(
-                result=f"{out['frames']:,} frames in 5 s on {out['sockets']} sockets, closed "
-                f"{closes or 'never'}, each after its first frames (budget 10/s, burst 40; "
-                f"500 dropped in 10 s close it); the server idle again at once (Bob's next "
-                f"round trips {', '.join(f'{t:.2f}' for t in after)} s)",
-                sent=f"{out['frames']:,}",
-                bystander=f"round trip {base:.2f} s before the flood; during it median "
-                f"{mid:.2f} s, worst {worst:.2f} s ({mid / base:.1f}x, {len(during)} replies)",
-            )
-            assert during and watcher.close_code is None
-            # Within 2x of normal (medians); normal is a few hundredths of a second, so a
-            # shared machine's noise gets 0.1 s of slack.
-            assert mid <= max(2 * base, base + 0.1), (normal, during)
-            assert statistics.median(after) <= max(2 * base, base + 0.1), (normal, after)
-            await watcher.close()
+        assert server.proc is not None
+        watcher = await Remote.open(url + bob.path, cookie=bob.cookie_header, origin=server.url)
+        await watcher.resync()
+        await watcher.quiet(0.3)
+        await converse(watcher, "Warming up")
+        normal = [await converse(watcher, f"Before the flood {i}") for i in range(8)]
+        cpu_before = _cpu_seconds(server.proc.pid)
+        flood = await _start_flood(url + alice.path, alice.cookie_header, server.url)
+        started = time.monotonic()
+        during = []
+        await asyncio.sleep(0.3)
+        while flood.returncode is None and time.monotonic() - started < 4.8:
+            during.append(await converse(watcher, f"During the flood {len(during)}"))
+        output, _ = await asyncio.wait_for(flood.communicate(), 30)
+        cpu_flood = _cpu_seconds(server.proc.pid) - cpu_before
+        # Nobody asks anything for 2 s: a server still working off a queued flood shows.
+        cpu_mark = _cpu_seconds(server.proc.pid)
+        await asyncio.sleep(2)
+        cpu_after = _cpu_seconds(server.proc.pid) - cpu_mark
+        after = [await converse(watcher, f"After the flood {i}") for i in range(3)]
+        assert watcher.close_code is None
+        await watcher.close()
+        return Flood(json.loads(output), normal, during, after, cpu_flood, cpu_after)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@pytest.mark.asyncio
+async def test_h7g_flood_of_heartbeats_and_resyncs(ai: Any, alice: Person, bob: Person) -> None:
+    with report.case(
+        "H7g",
+        "one client sends heartbeats and resyncs, 10,000 frames a second for 5 s, from its own "
+        "process, reconnecting whenever closed; Bob converses on the same daphne. Twice: with "
+        "the hard limit off (one socket, every frame over budget dropped) and as configured",
+    ) as row:
+        # The drop path alone: the socket stays open however much it sends.
+        sustained = await _flood_and_measure(ai, alice, bob, SOCKET_FRAMES_DROPPED_MAX="1000000000")
+        await db(cache.clear)()
+        limited = await _flood_and_measure(ai, alice, bob)
+        row.set(
+            result=f"hard limit off: {sustained.summary()}. As configured (10/s, burst 40; "
+            f"500 dropped in 10 s close with 4429, then 10 s of held and refused handshakes): "
+            f"{limited.summary()}",
+            sent=f"{sustained.out['frames']:,} + {limited.out['frames']:,}",
+            bystander=f"hard limit off: {sustained.bystander()}; as configured: "
+            f"{limited.bystander()} (machine load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores)",
+        )
+        assert sustained.out["sockets"] == 1 and "closed" not in sustained.closes()
+        sustained.check()
+        limited.check()
+        # The latency target is recorded, and held to where the machine is not overloaded
+        # by other work (the round trips then measure the scheduler, not this server).
+        if os.getloadavg()[0] <= 2 * (os.cpu_count() or 1):
+            assert sustained.within_target() and limited.within_target()
 
 
 # --------------------------------------------------------------------------- H7h rooms
