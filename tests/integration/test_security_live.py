@@ -464,7 +464,7 @@ def _server_env(ai: Any, **extra: str) -> dict[str, str]:
         "SQLITE_PATH": name,
         "OPENAI_BASE_URL": ai.base_url,
         "OPENAI_API_KEY": "test-key",
-        "AI_DAILY_LIMIT": "100",
+        "AI_DAILY_LIMIT": "1000",
         "MESSAGES_PER_10S": "1000",
         "LOG_LEVEL": "ERROR",
         **extra,
@@ -522,7 +522,8 @@ class Flood:
     def summary(self) -> str:
         return (
             f"{self.out['frames']:,} frames on {self.out['sockets']} socket(s), "
-            f"{self.closes()}; daphne CPU {self.cpu_flood:.1f} s during, "
+            f"{self.closes()}; daphne CPU {self.cpu_flood:.1f} s during "
+            f"({self.cpu_flood / max(1, self.out['frames']) * 1e6:.0f} µs a frame), "
             f"{self.cpu_after:.2f} s in the 2 idle s after"
         )
 
@@ -542,6 +543,10 @@ class Flood:
 
     def check(self) -> None:
         assert self.during
+        # The server work a 5-second flood buys: reading and dropping 50,000 frames costs
+        # about 1-2 s of CPU; handled one by one (before the budget) they cost 6-9 s here
+        # (SQLite in-process; minutes with a database over the network).
+        assert self.cpu_flood + self.cpu_after < 4.0, (self.cpu_flood, self.cpu_after)
         # No queued flood left to work off: the server is idle as soon as the flood ends.
         assert self.cpu_after < 0.5, self.cpu_after
 
@@ -600,7 +605,8 @@ async def test_h7g_flood_of_heartbeats_and_resyncs(ai: Any, alice: Person, bob: 
             f"{limited.bystander()} (machine load average {os.getloadavg()[0]:.1f} on "
             f"{os.cpu_count()} cores)",
         )
-        assert sustained.out["sockets"] == 1 and "closed" not in sustained.closes()
+        assert sustained.out["sockets"] == 1
+        assert not any(k.startswith("closed") for k in sustained.out)
         sustained.check()
         limited.check()
         # The latency target is recorded, and held to where the machine is not overloaded
