@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from chat.models import Conversation, Message
-from chat.rendering import render_markdown, render_plain
+from chat.rendering import RENDERER_VERSION, render_markdown, render_plain
 
 MESSAGE_TEMPLATE = "chat/partials/message.html"
 
@@ -36,8 +36,14 @@ def coach_name(message: Message) -> str:
 
 
 def message_body(message: Message) -> SafeString:
-    """The inside of a message: sanitised Markdown when finished, escaped text otherwise."""
+    """The inside of a message: sanitised Markdown when finished, escaped text otherwise.
+
+    A finished coach message uses the HTML stored when it ended, if the current renderer
+    made it; otherwise it is rendered here (never written back: a page only reads).
+    """
     if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
+        if message.html_version == RENDERER_VERSION and message.html:
+            return mark_safe(message.html)  # noqa: S308 - sanitised by render_markdown
         return render_markdown(message.content)
     return render_plain(message.content)
 

@@ -8,6 +8,7 @@ was written; frames leave through `chat.events` only after the transaction commi
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from accounts.models import User
 from chat.coach import quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
-from chat.conversations import message_create
+from chat.conversations import message_create, next_seqs, store_html
 from chat.models import Conversation, Message
 
 
@@ -46,22 +47,23 @@ class Exchange:
     quota_refused: bool = False
 
 
-def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, ReplyRequest]:
-    request = build_request(conversation)
-    reply = message_create(
+def _open_reply(
+    exchange: Exchange, user: User, conversation: Conversation, *, left: int, seq: int
+) -> None:
+    """The empty streaming reply, and its row in the quota ledger (inside the transaction)."""
+    exchange.reply = message_create(
         conversation=conversation,
         author=None,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         content="",
         metadata={"requested_at": timezone.now().isoformat()},
+        seq=seq,
     )
-    usage.message = reply
-    usage.save(update_fields=["message"])
-    return reply, request
+    exchange.usage_id = quota.record(user, message=exchange.reply).pk
+    exchange.remaining = left - 1
 
 
-@transaction.atomic
 def exchange_start(
     *, user: User, conversation: Conversation, text: str, ask_ai: bool, require_ai: bool
 ) -> Exchange:
@@ -70,19 +72,27 @@ def exchange_start(
     `require_ai` (practice): with no quota left nothing is stored and QuotaExhaustedError
     is raised, so the typed text can stay in the box. In a room the message is
     still posted and only the coach's answer is refused.
+
+    Only what must precede the model request is written, in as few statements as the
+    database allows (lock and count, both sequence numbers, two inserts, the ledger row);
+    the history the model sees is read after the commit, without holding the locks.
     """
     exchange = Exchange(limit=quota.daily_limit(user))
-    usage = None
-    if ask_ai:
-        usage, exchange.remaining = quota.reserve(user)
-        if usage is None:
+    with transaction.atomic():
+        left = quota.lock(user) if ask_ai else 0
+        answer = ask_ai and left > 0
+        if ask_ai and not answer:
             if require_ai:
                 raise QuotaExhaustedError
             exchange.quota_refused = True
-    exchange.user_message = message_create(conversation=conversation, author=user, content=text)
-    if usage is not None:
-        exchange.reply, exchange.request = _start_reply(conversation, usage)
-        exchange.usage_id = usage.pk
+        seqs = next_seqs(conversation.pk, 2 if answer else 1)
+        exchange.user_message = message_create(
+            conversation=conversation, author=user, content=text, seq=seqs[0]
+        )
+        if answer:
+            _open_reply(exchange, user, conversation, left=left, seq=seqs[1])
+    if exchange.reply is not None:
+        exchange.request = build_request(conversation)
     return exchange
 
 
@@ -102,8 +112,8 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         or last.metadata.get("opening")
     ):
         raise NothingToRegenerateError
-    usage, remaining = quota.reserve(user)
-    if usage is None:
+    left = quota.lock(user)
+    if left <= 0:
         raise QuotaExhaustedError
     # Error notices about the replaced reply go with it.
     stale = list(
@@ -112,13 +122,9 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         )
     )
     Message.objects.filter(pk__in=stale).delete()
-    exchange = Exchange(
-        remaining=remaining,
-        limit=quota.daily_limit(user),
-        deleted_ids=[str(pk) for pk in stale],
-    )
-    exchange.reply, exchange.request = _start_reply(conversation, usage)
-    exchange.usage_id = usage.pk
+    exchange = Exchange(limit=quota.daily_limit(user), deleted_ids=[str(pk) for pk in stale])
+    _open_reply(exchange, user, conversation, left=left, seq=next_seqs(conversation.pk)[0])
+    exchange.request = build_request(conversation)
     return exchange
 
 
@@ -148,7 +154,8 @@ def reply_finish(
     message.content = content
     message.status = status
     message.metadata = {**message.metadata, **metadata}
-    message.save(update_fields=["content", "status", "metadata"])
+    store_html(message)  # rendered once here, not by every page that shows it
+    message.save(update_fields=["content", "status", "metadata", "html", "html_version"])
     error = None
     if error_text:
         error = message_create(
@@ -182,7 +189,7 @@ def recover_interrupted(
     `recover_replies` command.
     """
     stale_after = reply_stale_after() if older_than_seconds is None else older_than_seconds
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
+    cutoff = timezone.now() - dt.timedelta(seconds=stale_after)
     stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
     if conversation_id is not None:
         stale = stale.filter(conversation_id=conversation_id)
