@@ -18,7 +18,7 @@ FIND_PYTHON = for p in $$PYTHON python3.14 python3.13 python3.12 python3 \
 # Where makemessages and compilemessages must not look (virtualenv, data, built files, tests).
 I18N_IGNORE := --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests --ignore=bench
 
-.PHONY: help run test lint format bench clean chromium gettext messages compilemessages coaching-report docs
+.PHONY: help run test lint format bench clean chromium gettext messages compilemessages coaching-report reliability-report docs
 
 help:
 	@echo "make run    install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench  run the benchmarks (QUICK=1 for a short smoke run)"
 	@echo "make messages  update locale/*/LC_MESSAGES/django.po from the code and templates"
 	@echo "make coaching-report  score the answer analyser on the labelled answers (var/coaching.md)"
+	@echo "make reliability-report  run the reliability and security tests (var/reliability.md)"
 	@echo "make docs   copy generated reports into docs/ (deliberately: tests never write there)"
 
 $(VENV)/.created:
@@ -109,9 +110,21 @@ coaching-report: $(VENV)/.installed-run
 	@mkdir -p var
 	$(PY) -m chat.coach.evaluation_report --out var/coaching.md
 
-# Committed docs are only ever rewritten on purpose, by this target.
+# The reliability and security suite; its table is written to var/reliability.md.
+RELIABILITY_TESTS := tests/integration/test_reliability_faults.py \
+	tests/integration/test_security_input.py tests/integration/test_security_http.py \
+	tests/integration/test_security_live.py
+reliability-report: export TESTING = 1
+reliability-report: $(VENV)/.installed-test compilemessages
+	@mkdir -p var
+	$(PY) -m pytest $(RELIABILITY_TESTS) -q
+
+# Committed docs are only ever rewritten on purpose, by this target (the reliability table
+# from the last `make reliability-report`).
 docs: coaching-report
 	cp var/coaching.md docs/coaching.md
+	@test -f var/reliability.md || { echo "error: no var/reliability.md: run make reliability-report first" >&2; exit 1; }
+	cp var/reliability.md docs/reliability.md
 
 clean:
 	rm -rf $(VENV) var staticfiles

@@ -32,6 +32,8 @@ from tests.serverproc import DaphneServer  # noqa: E402
 UNLIMITED_ENV = {
     "AI_DAILY_LIMIT": "1000000",
     "MESSAGES_PER_10S": "1000000",
+    "SOCKET_FRAMES_PER_SECOND": "1000000",
+    "SOCKET_FRAMES_BURST": "1000000",
     "MAX_SOCKETS_PER_USER": "1000000",
     "AI_MAX_RETRIES": "0",
     "LOG_LEVEL": "WARNING",

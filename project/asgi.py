@@ -13,16 +13,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.gateway import GatewayWebsocketMiddleware  # noqa: E402
 from accounts.middleware import LanguageWebsocketMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from project.origins import SiteOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SiteOriginValidator(
             AuthMiddlewareStack(
                 GatewayWebsocketMiddleware(
                     LanguageWebsocketMiddleware(URLRouter(websocket_urlpatterns))

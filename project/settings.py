@@ -354,6 +354,16 @@ MAX_MESSAGE_LENGTH = env_int("MAX_MESSAGE_LENGTH", 4000)
 MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 64 * 1024)
 MESSAGES_PER_10S = env_int("MESSAGES_PER_10S", 10)
 MAX_SOCKETS_PER_USER = env_int("MAX_SOCKETS_PER_USER", 20)
+# What one socket may send (chat/live/limits.py): frames a second and the burst saved up;
+# past SOCKET_FRAMES_DROPPED_MAX dropped frames in 10 s the socket is closed with 4429.
+SOCKET_FRAMES_PER_SECOND = env_float("SOCKET_FRAMES_PER_SECOND", 10.0)
+SOCKET_FRAMES_BURST = env_float("SOCKET_FRAMES_BURST", 40.0)
+SOCKET_FRAMES_DROPPED_MAX = env_int("SOCKET_FRAMES_DROPPED_MAX", 500)
+# Nesting depth a frame's JSON may have (a real frame has 2).
+MAX_FRAME_DEPTH = env_int("MAX_FRAME_DEPTH", 8)
+# Room creation, renames and new invite links per person (chat/rooms/limits.py).
+ROOMS_CREATED_PER_HOUR = env_int("ROOMS_CREATED_PER_HOUR", 10)
+ROOM_CHANGES_PER_HOUR = env_int("ROOM_CHANGES_PER_HOUR", 30)
 PRESENCE_TIMEOUT_SECONDS = env_int("PRESENCE_TIMEOUT_SECONDS", 60)
 # A room's online list is announced at most once per this many seconds, joins, leaves and
 # heartbeats in between coalesced (one frame per join was O(N²) in a big room's join storm).

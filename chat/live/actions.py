@@ -15,8 +15,9 @@ from django.utils.translation import gettext as _
 from chat import frames
 from chat.actions import Page, action, handler_for, run_page_hooks
 from chat.coach import tasks
-from chat.live import delivery, presence
+from chat.live import delivery, presence, sessions
 from chat.live.delivery import PageCursor
+from chat.live.presence import CLOSE_NOT_SIGNED_IN
 from chat.models import Conversation, Message
 
 SUBJECT_ACTIONS = ("chat.practice.actions", "chat.rooms.actions", "chat.classes.actions")
@@ -30,9 +31,15 @@ class LivePage(Page, Protocol):
     """The consumer as the socket's own actions see it."""
 
     cursor: PageCursor
+    session_key: str | None
+    sessionless: bool
 
     async def join_groups(self) -> None:
         """Join (again: idempotent) the conversation's and the user's groups."""
+        ...
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the socket with `code`."""
         ...
 
 
@@ -86,14 +93,26 @@ async def on_resync(any_page: Page, payload: dict[str, Any]) -> None:
     await run_page_hooks("resync", page)
 
 
+def _seen(page: LivePage) -> bool:
+    """One thread hop for the heartbeat's database work: the session check, then last_seen."""
+    if not sessions.still_signed_in(page.session_key, page.user.pk, sessionless=page.sessionless):
+        return False
+    presence.connection_seen(page.channel_name)
+    return True
+
+
 @action("heartbeat", kinds=ALL_KINDS)
 async def on_heartbeat(any_page: Page, payload: dict[str, Any]) -> None:
-    """The page is still there; heal its group memberships and end orphaned replies."""
+    """The page is still there: check its session, heal its groups, end orphaned replies."""
     page = cast(LivePage, any_page)  # registered for the socket itself: the consumer
+    signed_in = await database_sync_to_async(_seen)(page)
+    if not signed_in:
+        # The session expired or was ended, the password changed, the account went.
+        await page.close(code=CLOSE_NOT_SIGNED_IN)
+        return
     # A layer drops a channel from its groups when its queue holds expired messages (a
     # stalled process): joining again (idempotent) heals that within one heartbeat.
     await page.join_groups()
-    await database_sync_to_async(presence.connection_seen)(page.channel_name)
     if page.conversation.is_room:
         await presence.presence_note(page.conversation)
     growing = payload.get("streaming")

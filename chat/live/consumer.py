@@ -1,27 +1,33 @@
 """The conversation socket: `/ws/chat/<uuid>/`, spoken to by the htmx ws extension.
 
 Thin by design: `connect` checks who and where (close codes 4401/4403/4404/4429),
-`receive` validates the frame and dispatches it to the action a subject registered,
-the group handlers hand frames to the page's cursor. Frames are pre-rendered fragments.
+`receive` spends the socket's frame budget, validates the frame and dispatches it to the
+action a subject registered, the group handlers hand frames to the page's cursor. Frames
+are pre-rendered fragments. A handler that crashes closes the socket with 1011 and the
+disconnect cleanup still runs (the socket's Connection row never outlives it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.translation import gettext as _
 
 from chat import events, frames
 from chat.actions import run_page_hooks
 from chat.coach import tasks
-from chat.live import actions, delivery, presence
+from chat.live import actions, delivery, limits, presence
 from chat.live.delivery import PageCursor
+from chat.live.limits import CLOSE_TOO_MANY_FRAMES, FrameBudget, Verdict
 from chat.live.presence import CLOSE_FORBIDDEN, CLOSE_NOT_SIGNED_IN, CLOSE_TOO_MANY_SOCKETS
 from chat.live.protocol import parse_frame
+from chat.live.sessions import session_key_of
 
 try:  # what daphne's websocket protocol raises on a send after the client closed
     from autobahn.exception import Disconnected as PageGoneError
@@ -33,11 +39,47 @@ except ImportError:  # pragma: no cover - another ASGI server
 
 logger = logging.getLogger(__name__)
 
+CLOSE_SERVER_ERROR = 1011
+BUDGET_VERDICT = "practalk.budget"  # a dropped frame the page must hear about
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     """One open conversation page."""
 
     conversation: Any = None
+    cleaned_up = False
+    closing = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' consumer, reading the page's frames through its frame budget."""
+        self.budget = FrameBudget()
+        await super().__call__(scope, self._within_budget(receive), send)
+
+    def _within_budget(self, receive: Any) -> Any:
+        """The server's `receive`, dropping frames over the socket's budget as they are read.
+
+        Dropped here, a flood is worked off as fast as the server reads it (a queued frame
+        comes back without a task switch): no parsing, no handler, no database. Handling
+        each one in turn left the queue seconds behind the flood, the server busy with it
+        long after it stopped, and the hard limit reached only then.
+        """
+
+        async def receive_within_budget() -> dict[str, Any]:
+            while True:
+                message = await receive()
+                if message.get("type") != "websocket.receive":
+                    return dict(message)
+                if self.closing:
+                    continue
+                verdict = self.budget.frame()
+                if verdict is Verdict.ADMIT:
+                    return dict(message)
+                if verdict is Verdict.DROP:
+                    continue
+                self.closing = verdict is Verdict.CLOSE
+                return {"type": "websocket.receive", BUDGET_VERDICT: verdict}
+
+        return receive_within_budget
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its `close_old_connections()` before every event.
@@ -50,7 +92,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            # Uncaught, the server would close with 1011 and never run `disconnect`: the
+            # Connection row stayed, counting against the person's open pages for a minute.
+            logger.exception("socket %s: %s failed", self.channel_name, message.get("type"))
+            with contextlib.suppress(PageGoneError):
+                await self.close(code=CLOSE_SERVER_ERROR)
+            await self.cleanup()
+            raise StopConsumer() from None
 
     async def send(
         self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
@@ -69,20 +122,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        # Accept, then close with a code: a refused handshake carries no reason to the page.
-        await self.accept()
         if user is None or not user.is_authenticated:
+            # Accept, then close with a code: a refused handshake carries no reason to the page.
+            await self.accept()
             await self.close(code=CLOSE_NOT_SIGNED_IN)
+            return
+        if await limits.held_for_cool_down(user.pk):
+            # A socket of theirs flooded: no set-up work, no fresh budget for a while.
+            await self.accept()
+            await self.send_notice(_("Too many frames: this page was closed. Reload it."))
+            await self.close(code=CLOSE_TOO_MANY_FRAMES)
             return
         conversation, code = await database_sync_to_async(presence.page_open)(
             user, self.scope["url_route"]["kwargs"]["conversation_id"], self.channel_name
         )
+        # Accepted only now: a client cannot queue frames while the page is being set up.
+        await self.accept()
         if conversation is None:
             if code == CLOSE_TOO_MANY_SOCKETS:
                 await self.send_notice(_("Too many open pages."))
             await self.close(code=code)
             return
         self.user = user
+        self.session_key = session_key_of(self.scope)
+        # The gateway vouches per handshake; a scope without the session middleware (tests
+        # that set the user) has no session to check: only the account is checked then.
+        self.sessionless = "gateway_identity" in self.scope or "session" not in self.scope
         self.conversation = conversation
         self.group = events.conv_group(conversation.pk)
         self.cursor = PageCursor()
@@ -93,8 +158,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await presence.presence_note(conversation)
 
     async def disconnect(self, code: int) -> None:
-        if self.conversation is None:
+        await self.cleanup()
+
+    async def cleanup(self) -> None:
+        """Forget the socket: groups, its Connection row, its read point, the room's list."""
+        if self.conversation is None or self.cleaned_up:
             return
+        self.cleaned_up = True
         await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
         await database_sync_to_async(presence.connection_close)(self.channel_name)
@@ -107,6 +177,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await presence.presence_note(self.conversation)
         await run_page_hooks("close", self)
 
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """A frame within the budget, or word that frames were dropped (tell or close)."""
+        verdict = message.get(BUDGET_VERDICT)
+        if verdict is not None:
+            await self.admitted(verdict)
+            return
+        await super().websocket_receive(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None:
             return
@@ -114,7 +192,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if problem:
             await self.send_notice(problem)
             return
+        if not await self.admitted(self.budget.action(payload.get("action"))):
+            return
         await actions.dispatch(self, payload)
+
+    async def admitted(self, verdict: Verdict) -> bool:
+        """Whether to handle the frame; a dropped one may tell the page, or close it."""
+        if verdict is Verdict.ADMIT:
+            return True
+        if verdict is Verdict.DROP_AND_TELL:
+            await self.send_notice(_("You are sending too fast: some of it was ignored."))
+        elif verdict is Verdict.CLOSE:
+            self.closing = True
+            logger.warning("socket %s closed: too many frames", self.channel_name)
+            await self.send_notice(_("Too many frames: this page was closed. Reload it."))
+            await self.close(code=CLOSE_TOO_MANY_FRAMES)
+            await limits.start_cool_down(self.user.pk)
+        return False
 
     # --- group handlers -------------------------------------------------------------------
 

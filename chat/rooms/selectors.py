@@ -16,7 +16,12 @@ ROOMS_PER_PAGE = 30
 
 
 def rooms_for(user: User) -> QuerySet[Conversation]:
-    """Public rooms and the user's rooms: member count, membership and unread count, one query."""
+    """Public rooms and the user's rooms: member count, membership and unread count, one query.
+
+    Rooms with life in them come first: the person's own rooms, rooms with more than their
+    owner in them, rooms with any message. Rooms of one person that nobody ever wrote in
+    (what a spammer creates by the dozen) sink below them. Each group newest activity first.
+    """
     mine = Membership.objects.filter(conversation_id=OuterRef("pk"), user=user)
     read = Subquery(mine.values("last_read_seq")[:1])
     cutoff = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
@@ -38,7 +43,13 @@ def rooms_for(user: User) -> QuerySet[Conversation]:
                 default=Greatest(F("last_seq") - Coalesce(read, F("last_seq")), Value(0)),
             ),
         )
-        .order_by("-last_activity_at")
+        .annotate(
+            lively=Case(
+                When(Q(is_member=True) | Q(members__gt=1) | Q(last_seq__gt=0), then=Value(1)),
+                default=Value(0),
+            )
+        )
+        .order_by("-lively", "-last_activity_at", "-members")
     )
 
 

@@ -17,7 +17,7 @@ from accounts.http import HtmxHttpRequest as HttpRequest
 from chat import conversations
 from chat.coach import quota
 from chat.models import Conversation
-from chat.rooms import selectors
+from chat.rooms import limits, selectors
 from chat.rooms import services as rooms
 from chat.rooms.forms import RoomForm
 
@@ -45,6 +45,14 @@ def _list_page(request: HttpRequest, form: RoomForm, status: int = 200) -> HttpR
     return render(request, "chat/rooms/rooms.html", context, status=status)
 
 
+def _too_many_changes(request: HttpRequest, room: Conversation) -> HttpResponse:
+    """The room page again (status 429), saying why nothing changed."""
+    messages.error(request, _("Too many changes to your rooms in the last hour. Try again later."))
+    response = room_page(request, room)
+    response.status_code = 429
+    return response
+
+
 @login_required
 @require_GET
 def room_list(request: HttpRequest) -> HttpResponse:
@@ -59,6 +67,12 @@ def room_create(request: HttpRequest) -> HttpResponse:
     form = RoomForm(request.POST)
     if not form.is_valid():
         return _list_page(request, form, status=400)
+    if not limits.spend(request.user.pk, limits.CREATE):
+        form.add_error(
+            None,
+            _("You have created too many rooms in the last hour. Try again later."),
+        )
+        return _list_page(request, form, status=429)
     room = rooms.room_create(
         owner=request.user,
         name=form.cleaned_data["name"],
@@ -72,7 +86,11 @@ def room_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def room(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """A room: live for members, a read-only preview with a Join button for others."""
-    room = _room(request, conversation_id)
+    return room_page(request, _room(request, conversation_id))
+
+
+def room_page(request: HttpRequest, room: Conversation) -> HttpResponse:
+    """The room's page for this person (a room they may see)."""
     membership = selectors.membership_of(request.user, room)
     chat_messages = conversations.latest_messages(room.pk)
     online = conversations.online_members(room)
@@ -151,6 +169,8 @@ def room_rename(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """The owner renames the room or changes its topic."""
     room = _owned_room(request, conversation_id)
     form = RoomForm(request.POST)
+    if not limits.spend(request.user.pk, limits.CHANGE):
+        return _too_many_changes(request, room)
     if form.is_valid():
         rooms.room_rename(
             room=room, name=form.cleaned_data["name"], topic=form.cleaned_data["topic"]
@@ -165,6 +185,8 @@ def room_rename(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
 def room_invite_regenerate(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """The owner replaces the invite link; the old one stops working."""
     room = _owned_room(request, conversation_id)
+    if not limits.spend(request.user.pk, limits.CHANGE):
+        return _too_many_changes(request, room)
     rooms.room_regenerate_invite(room=room)
     messages.info(request, _("A new invite link was made; the old one no longer works."))
     return redirect("room", conversation_id=room.pk)

@@ -255,7 +255,12 @@ async def refused_with(user: Any, conversation_id: Any) -> int:
 async def test_not_signed_in_is_4401_through_the_whole_stack(conversation):
     from project.asgi import application as full_app
 
-    page = Page(None, conversation.pk, full_app, headers=[(b"origin", b"http://localhost")])
+    page = Page(
+        None,
+        conversation.pk,
+        full_app,
+        headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
+    )
     try:
         connected, _ = await page.comm.connect()
         assert connected
@@ -274,7 +279,7 @@ async def test_signed_in_by_session_cookie_through_the_whole_stack(learner, conv
         None,
         conversation.pk,
         full_app,
-        headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
+        headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)],
     )
     try:
         await page.open(last_seq=0)

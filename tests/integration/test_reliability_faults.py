@@ -38,7 +38,6 @@ from project.asgi import application
 from tests import reliability_report as report
 from tests.fakes.fake_openai import Script, reply_tokens
 from tests.reliability_report import (
-    ORIGIN,
     InProc,
     Page,
     Person,
@@ -305,7 +304,7 @@ def ws_url(server: DaphneServer, person: Person) -> str:
 
 async def remote(server: DaphneServer, person: Person, name: str) -> Remote:
     sock = await Remote.open(
-        ws_url(server, person), cookie=person.cookie_header, origin=ORIGIN, name=name
+        ws_url(server, person), cookie=person.cookie_header, origin=server.url, name=name
     )
     assert sock.close_code is None, sock.close_code
     await sock.resync()
@@ -328,7 +327,7 @@ async def keep_synced(
             continue
         await asyncio.sleep(0.3)
         fresh = await Remote.open(
-            ws_url(server, person), cookie=person.cookie_header, origin=ORIGIN, name="x"
+            ws_url(server, person), cookie=person.cookie_header, origin=server.url, name="x"
         )
         if fresh.close_code is not None:
             continue
@@ -870,13 +869,17 @@ async def test_f6a_member_channel_over_capacity(settings: Any, room: list[Member
 @pytest.mark.asyncio
 async def test_f6b_member_page_stops_reading(ai: Any, room: list[Member]) -> None:
     alice, bob, carol = room
-    server = DaphneServer(server_env(ai, MESSAGES_PER_10S="1000", CHANNEL_CAPACITY="50"))
+    server = DaphneServer(
+        server_env(
+            ai, MESSAGES_PER_10S="1000", SOCKET_FRAMES_PER_SECOND="1000", CHANNEL_CAPACITY="50"
+        )
+    )
     await asyncio.to_thread(server.start)
     url = f"ws://127.0.0.1:{server.port}{alice.path}"
     socks: list[Remote] = []
     try:
         for member, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
-            sock = await Remote.open(url, cookie=member.cookie_header, origin=ORIGIN, name=name)
+            sock = await Remote.open(url, cookie=member.cookie_header, origin=server.url, name=name)
             assert sock.close_code is None
             await sock.resync()
             await sock.quiet(0.15)

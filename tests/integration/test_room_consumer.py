@@ -133,7 +133,11 @@ async def test_foreign_origin_is_refused_at_the_handshake(room):
     assert not connected
     await evil.disconnect()
     # Our own origin passes the check (and, with no session, is told to sign in).
-    ours = WebsocketCommunicator(asgi_app, path, headers=[(b"origin", b"http://127.0.0.1:8000")])
+    ours = WebsocketCommunicator(
+        asgi_app,
+        path,
+        headers=[(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")],
+    )
     connected, _ = await ours.connect()
     assert connected
     assert (await ours.receive_output(3))["code"] == 4401

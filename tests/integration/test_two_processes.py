@@ -83,6 +83,7 @@ def cluster() -> Iterator[Cluster]:
         "TESTING": "1",
         "DEBUG": "0",
         "MESSAGES_PER_10S": "1000",
+        "SOCKET_FRAMES_PER_SECOND": "1000",
         "OPENAI_API_KEY": "",
         "OPENAI_BASE_URL": "",
     }
