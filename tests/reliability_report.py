@@ -378,7 +378,7 @@ BODY_TAGS = {
     "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "hr", "span",
 }  # fmt: skip
 BODY_ATTRS = {"href", "title", "rel", "class"}
-WIDGET_IDS = {"notice", "quota-box", "composer-input", "typing", "presence"}
+WIDGET_IDS = {"notice", "quota-box", "composer-input", "speech-seconds", "typing", "presence"}
 _MESSAGE_ID = re.compile(r"message-([0-9a-f-]{36})$")
 _BODY_ID = re.compile(r"#message-([0-9a-f-]{36})-body$")
 
@@ -866,5 +866,8 @@ async def bystander_ok(sock: Sock, owner: Person, others: list[Person]) -> str:
     for other in others:
         foreign |= {str(m.pk) for m in await sync_to_async(stored_messages)(other.conv.pk)}
     assert not foreign & set(sock.page.messages), "bystander saw someone else's messages"
-    assert not sock.page.duplicates and not sock.page.problems
+    assert not sock.page.duplicates and not sock.page.problems, (
+        sock.page.duplicates,
+        sock.page.problems,
+    )
     return f"open throughout; reply in {took:.2f} s"
