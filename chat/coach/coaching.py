@@ -229,7 +229,10 @@ def follow_up(answer: str, *, variant: int = 0) -> str:
         return _pick(options, answer, variant) % {"thing": topic.group("noun").lower()}
     place = _PLACE.search(answer)
     if place:
-        phrase = place.group("phrase").lower()
+        tokens = place.group("phrase").lower().split()
+        while len(tokens) > 2 and tokens[-1] in _DANGLING:
+            tokens.pop()  # "the park and" → "the park"
+        phrase = " ".join(tokens)
         options = [
             gettext("What do you like most about %(thing)s?"),
             gettext("How often do you go to %(thing)s?"),

@@ -59,7 +59,9 @@ def build_messages(request: ReplyRequest, budget_tokens: int) -> list[dict[str, 
     return messages
 
 
-def build_request(conversation: Conversation) -> ReplyRequest:
+def build_request(
+    conversation: Conversation, *, variant: int = 0, duration_seconds: float | None = None
+) -> ReplyRequest:
     """What the model sees: the persona's prompt and the recent, finished history."""
     persona = conversation.persona
     recent = list(
@@ -81,6 +83,7 @@ def build_request(conversation: Conversation) -> ReplyRequest:
                 "Answer briefly and helpfully."
             ),
             history=history,
+            variant=variant,
         )
     return ReplyRequest(
         system_prompt=persona.system_prompt,
@@ -89,4 +92,7 @@ def build_request(conversation: Conversation) -> ReplyRequest:
         opening_line=persona.opening_line,
         model=persona.model,
         temperature=persona.temperature,
+        category=persona.category,
+        variant=variant,
+        duration_seconds=duration_seconds,
     )

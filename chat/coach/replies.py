@@ -46,8 +46,31 @@ class Exchange:
     quota_refused: bool = False
 
 
+def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
+    """Count one more reply to the latest answer: (replies it had before, its spoken seconds).
+
+    Regenerate deletes the old reply, so the count lives on the answer: each new reply to
+    the same answer gets another wording from the offline coach.
+    """
+    answer = (
+        Message.objects.select_for_update()
+        .filter(conversation=conversation, role=Message.Role.USER, kind=Message.Kind.TEXT)
+        .order_by("-seq")
+        .first()
+    )
+    if answer is None:
+        return 0, None
+    before = int(answer.metadata.get("coach_replies", 0) or 0)
+    answer.metadata = {**answer.metadata, "coach_replies": before + 1}
+    answer.save(update_fields=["metadata"])
+    speech = answer.metadata.get("speech")
+    seconds = speech.get("duration_seconds") if isinstance(speech, dict) else None
+    return before, float(seconds) if isinstance(seconds, int | float) else None
+
+
 def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, ReplyRequest]:
-    request = build_request(conversation)
+    variant, seconds = _answer_replied(conversation)
+    request = build_request(conversation, variant=variant, duration_seconds=seconds)
     reply = message_create(
         conversation=conversation,
         author=None,
