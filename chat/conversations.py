@@ -86,7 +86,7 @@ def messages_qs(conversation_id: object) -> QuerySet[Message]:
     """Messages of a conversation with their authors and coach, oldest first."""
     return (
         Message.objects.filter(conversation_id=conversation_id)
-        .select_related("author", "conversation__persona")
+        .select_related("author", "conversation__persona", "feedback")
         .order_by("seq")
     )
 

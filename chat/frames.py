@@ -19,10 +19,12 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from chat.models import Conversation, Message
+from chat import cards
+from chat.models import Conversation, Feedback, Message
 from chat.rendering import render_markdown, render_plain
 
 MESSAGE_TEMPLATE = "chat/partials/message.html"
+FEEDBACK_TEMPLATE = "chat/partials/feedback.html"
 
 
 def _render(template: str, context: dict[str, object]) -> str:
@@ -35,26 +37,47 @@ def coach_name(message: Message) -> str:
     return persona.name if persona else ""
 
 
-def message_body(message: Message) -> SafeString:
+def feedback_of(message: Message) -> Feedback | None:
+    """A learner answer's feedback in a practice conversation (None elsewhere)."""
+    if message.role != Message.Role.USER or message.kind != Message.Kind.TEXT:
+        return None
+    if message.conversation_id and message.conversation.kind != Conversation.Kind.PRACTICE:
+        return None  # rooms get no feedback: spare them the query
+    try:
+        return message.feedback
+    except Feedback.DoesNotExist:
+        return None
+
+
+def message_body(message: Message, feedback: Feedback | None = None) -> SafeString:
     """The inside of a message: sanitised Markdown when finished, escaped text otherwise."""
     if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
         return render_markdown(message.content)
+    if feedback is not None:
+        return cards.highlighted(message.content, (feedback.analysis or {}).get("highlights"))
     return render_plain(message.content)
 
 
 def render_message(message: Message, *, oob: bool = False) -> str:
     """One message as HTML (the page and the socket use the same partial)."""
     plain = message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING
+    feedback = feedback_of(message)
     return render_to_string(
         MESSAGE_TEMPLATE,
         {
             "m": message,
-            "body": message_body(message),
+            "body": message_body(message, feedback),
             "plain": plain,
             "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
             "oob": oob,
+            "card": cards.card_for(feedback, message.content) if feedback else None,
         },
     )
+
+
+def feedback_card(feedback: Feedback, answer: str) -> str:
+    """An answer's feedback card, replaced whole (the model's part arrived, or failed)."""
+    return _render(FEEDBACK_TEMPLATE, {"card": cards.card_for(feedback, answer), "card_oob": True})
 
 
 def append_messages(html: Iterable[str]) -> str:

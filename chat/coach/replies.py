@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chat.coach import quota, running
+from chat.coach import feedback, quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
 from chat.conversations import message_create
@@ -44,6 +44,8 @@ class Exchange:
     limit: int = 0
     deleted_ids: list[str] = field(default_factory=list)
     quota_refused: bool = False
+    # The answer's feedback that the model's part of the reply completes (practice).
+    feedback_id: int | None = None
 
 
 def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
@@ -103,6 +105,10 @@ def exchange_start(
                 raise QuotaExhaustedError
             exchange.quota_refused = True
     exchange.user_message = message_create(conversation=conversation, author=user, content=text)
+    if conversation.kind == Conversation.Kind.PRACTICE:
+        exchange.feedback_id = feedback.feedback_record(
+            message=exchange.user_message, conversation=conversation
+        ).pk
     if usage is not None:
         exchange.reply, exchange.request = _start_reply(conversation, usage)
         exchange.usage_id = usage.pk
@@ -142,6 +148,8 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
     )
     exchange.reply, exchange.request = _start_reply(conversation, usage)
     exchange.usage_id = usage.pk
+    pending = feedback.pending_for(conversation)
+    exchange.feedback_id = pending.pk if pending is not None else None
     return exchange
 
 
