@@ -94,6 +94,8 @@ class Conversation(models.Model):
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now)
+    # When the learner pressed "Finish practice" (its report is then the session's summary).
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 

@@ -49,3 +49,12 @@ def practice_delete(*, conversation: Conversation) -> None:
     """Delete a conversation; a reply still being written is stopped (it would talk for nothing)."""
     events.publish_on_commit(events.ctl_group(conversation.pk), events.reply_stop(None))
     conversation.delete()
+
+
+def practice_finish(*, conversation: Conversation) -> Conversation:
+    """End a practice session (its report sums it up); finishing twice keeps the first time."""
+    if conversation.finished_at is None:
+        conversation.finished_at = timezone.now()
+        # Only this field: a full save could write back a stale last_seq (see rename).
+        conversation.save(update_fields=["finished_at"])
+    return conversation

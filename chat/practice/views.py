@@ -12,7 +12,7 @@ from accounts.http import HtmxHttpRequest
 from chat import conversations
 from chat.coach import quota
 from chat.models import Conversation, Persona
-from chat.practice import exports, selectors, services
+from chat.practice import exports, progress, selectors, services
 from chat.practice.forms import RenameForm
 
 
@@ -141,3 +141,27 @@ def export(request: HtmxHttpRequest, conversation_id: object, fmt: str) -> HttpR
     response = HttpResponse(body, content_type=ctype)
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
+
+
+@login_required
+@require_POST
+def finish(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+    """Finish practice: end the session and open its report."""
+    conv = _own_practice(request, conversation_id)
+    services.practice_finish(conversation=conv)
+    return redirect("conversation-report", conversation_id=conv.pk)
+
+
+@login_required
+@require_GET
+def report(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+    """A session's report: each answer with its findings and scores, then three priorities."""
+    conv = _own_practice(request, conversation_id)
+    return render(request, "chat/practice/report.html", {"report": progress.session_report(conv)})
+
+
+@login_required
+@require_GET
+def progress_page(request: HtmxHttpRequest) -> HttpResponse:
+    """Skills over time (chart and table), best answers, days practised in a row."""
+    return render(request, "chat/practice/progress.html", {"p": progress.progress(request.user)})

@@ -1,0 +1,165 @@
+"""Feedback on the pages: finish → report, the progress chart, exports and reloads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.test import Client
+
+from chat.coach import feedback as coach_feedback
+from chat.coach import replies
+from chat.models import Feedback, Message
+from chat.practice import progress
+from chat.practice import services as practice_services
+
+pytestmark = pytest.mark.django_db
+
+STRONG = (
+    "Last year at my job our releases took two days. I had to make them faster. "
+    "I automated the tests and I wrote a deploy script, so releases took two hours."
+)
+WEAK = "Um, we usually, like, work together and we always try our best, you know."
+
+
+@pytest.fixture(autouse=True)
+def quick(settings):
+    settings.AI_DAILY_LIMIT = 5
+    settings.OPENAI_API_KEY = ""
+    settings.OPENAI_BASE_URL = ""
+
+
+@pytest.fixture
+def learner(make_user):
+    return make_user(nickname="Min-ji")
+
+
+@pytest.fixture
+def conversation(learner, persona):
+    return practice_services.practice_start(user=learner, persona=persona)
+
+
+@pytest.fixture
+def client(learner):
+    c = Client()
+    c.force_login(learner)
+    return c
+
+
+def answer(learner, conversation, text: str) -> Message:
+    exchange = replies.exchange_start(
+        user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
+    )
+    assert exchange.reply is not None and exchange.user_message is not None
+    replies.reply_finish(
+        message_id=exchange.reply.pk,
+        content="Thanks. Next question?",
+        status="complete",
+        metadata={},
+        usage_id=exchange.usage_id,
+    )
+    return exchange.user_message
+
+
+def test_finish_practice_ends_the_session_and_opens_its_report(client, learner, conversation):
+    answer(learner, conversation, STRONG)
+    answer(learner, conversation, WEAK)
+    response = client.post(f"/c/{conversation.pk}/finish/")
+    assert response.status_code == 302 and response["Location"] == f"/c/{conversation.pk}/report/"
+    conversation.refresh_from_db()
+    assert conversation.finished_at is not None
+
+    page = client.get(response["Location"]).content.decode()
+    assert 'data-testid="report"' in page
+    assert page.count('data-testid="report-item"') == 2
+    assert page.count('data-testid="feedback"') == 2
+    assert 'media="print"' in page and "css/print.css" in page
+    priorities = page.split('data-testid="report-priorities"')[1].split("</ol>")[0]
+    assert priorities.count("<li>") == 3
+    assert "not only “we”" in priorities  # the weak answer says "we" throughout
+
+
+def test_someone_elses_report_is_not_found(make_user, conversation):
+    other = Client()
+    other.force_login(make_user(nickname="Other"))
+    assert other.get(f"/c/{conversation.pk}/report/").status_code == 404
+    assert other.post(f"/c/{conversation.pk}/finish/").status_code == 404
+
+
+def test_the_conversation_list_links_each_report(client, conversation):
+    page = client.get("/").content.decode()
+    assert f'href="/c/{conversation.pk}/report/"' in page
+
+
+def test_the_conversation_page_shows_cards_highlights_and_finish(client, learner, conversation):
+    message = answer(learner, conversation, WEAK)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert f'data-for="{message.pk}"' in page
+    assert '<mark data-kind="filler"' in page and '<mark data-kind="we"' in page
+    assert 'data-testid="finish-practice"' in page
+    assert "Question 1 of" in page
+
+
+def test_progress_draws_a_chart_a_table_the_best_answers_and_the_streak(
+    client, learner, conversation
+):
+    answer(learner, conversation, WEAK)
+    best = answer(learner, conversation, STRONG)
+    page = client.get("/progress/").content.decode()
+    assert '<svg class="progress-chart" data-testid="progress-chart"' in page
+    assert "<polyline" in page and 'data-testid="progress-table"' in page
+    assert "1 day in a row" in page
+    assert best.content[:40] in page
+
+
+def test_progress_with_nothing_answered_says_how_to_start(client):
+    page = client.get("/progress/").content.decode()
+    assert "progress-chart" not in page and "progress shows here" in page
+
+
+def test_streak_counts_consecutive_days_up_to_today_or_yesterday():
+    today = dt.date(2026, 12, 2)
+    days = {today - dt.timedelta(days=n) for n in (0, 1, 2, 4)}
+    assert progress.streak(days, today) == 3
+    assert progress.streak({today - dt.timedelta(days=1)}, today) == 1
+    assert progress.streak({today - dt.timedelta(days=2)}, today) == 0
+
+
+def test_exports_carry_the_feedback(client, learner, conversation):
+    message = answer(learner, conversation, WEAK)
+    stored = Feedback.objects.get(message=message)
+    coach_feedback.feedback_complete(
+        feedback_id=stored.pk,
+        rubric={
+            **{
+                a: {"score": 2, "reason": "Vague."}
+                for a in ("structure", "relevance", "specificity", "clarity", "language")
+            },
+            "strength": "Friendly tone.",
+            "improvement": "Tell one real occasion.",
+            "rewrite": "Last March I fixed our deploy script.",
+            "corrections": [],
+        },
+        model="fake-model",
+        metadata={},
+    )
+    md = client.get(f"/c/{conversation.pk}/export.md").content.decode()
+    assert "> Structure: 2/5 — Vague." in md and "> Try saying: Last March" in md
+    data = json.loads(client.get(f"/c/{conversation.pk}/export.json").content)
+    exported = next(m for m in data["messages"] if m["id"] == str(message.pk))
+    assert exported["feedback"]["status"] == "complete"
+    assert exported["feedback"]["rubric"]["clarity"]["score"] == 2
+    assert exported["feedback"]["analysis"]["fillers"]
+
+
+def test_a_dictated_answer_shows_words_per_minute(learner, conversation):
+    message = Message.objects.create(
+        conversation=conversation,
+        seq=99,
+        author=learner,
+        content=STRONG,
+        metadata={"speech": {"duration_seconds": 12.0}},
+    )
+    stored = coach_feedback.feedback_record(message=message, conversation=conversation)
+    assert stored.analysis["words_per_minute"] == round(stored.analysis["words"] * 5, 1)
