@@ -185,10 +185,8 @@ def highlighted(text: str, highlights: Any) -> SafeString:
         if start < at or kind not in (*PARTS, "filler", "hedge", "we"):
             continue
         out.append(escape(text[at:start]))
-        out.append(
-            f'<mark data-kind="{kind}" class="hl hl-{kind}" title="{escape(part_label(kind))}">'
-            f"{escape(text[start:end])}</mark>"
-        )
+        # Only data-kind: the body is checked for anything htmx or a browser would act on.
+        out.append(f'<mark data-kind="{kind}">{escape(text[start:end])}</mark>')
         at = end
     out.append(escape(text[at:]))
     return mark_safe("".join(out).replace("\r\n", "\n").replace("\n", "<br>"))

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from html import escape as escape_html
 
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -71,8 +72,23 @@ def render_message(message: Message, *, oob: bool = False) -> str:
             "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
             "oob": oob,
             "card": cards.card_for(feedback, message.content) if feedback else None,
+            "versions": _versions(message) if feedback else [],
         },
     )
+
+
+def _versions(message: Message) -> list[tuple[int, str, bool]]:
+    """(number, message id, is this one) of an answer's versions; [] when it has one."""
+    if not (message.parent_id or message.metadata.get("has_versions")):
+        return []
+    root = message.parent_id or message.pk
+    ids = (
+        Message.objects.filter(conversation_id=message.conversation_id)
+        .filter(Q(pk=root) | Q(parent_id=root))
+        .order_by("seq")
+        .values_list("pk", flat=True)
+    )
+    return [(i, str(pk), pk == message.pk) for i, pk in enumerate(ids, 1)]
 
 
 def feedback_card(feedback: Feedback, answer: str) -> str:

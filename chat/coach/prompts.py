@@ -67,6 +67,7 @@ def build_request(
     recent = list(
         Message.objects.filter(
             conversation=conversation,
+            is_shown=True,  # the path on screen, not the versions it replaced
             kind=Message.Kind.TEXT,
             role__in=[Message.Role.USER, Message.Role.ASSISTANT],
         )

@@ -32,6 +32,39 @@ class NothingToRegenerateError(Exception):
     """There is no finished reply to replace."""
 
 
+class NoSuchAnswerError(Exception):
+    """Answer again: the answer is not a shown learner answer of this conversation."""
+
+
+def _branch_from(conversation: Conversation, parent_id: Any) -> tuple[Message, list[str]]:
+    """Answer again on `parent_id`: hide it and the path after it; (root, hidden ids).
+
+    Every version points at the first answer (the root), so a question's versions are the
+    root and its `versions`; the hidden path stays stored, with its feedback.
+    """
+    answer = (
+        Message.objects.select_for_update()
+        .filter(
+            pk=parent_id,
+            conversation=conversation,
+            role=Message.Role.USER,
+            kind=Message.Kind.TEXT,
+            is_shown=True,
+        )
+        .first()
+    )
+    if answer is None:
+        raise NoSuchAnswerError
+    root = answer.parent or answer
+    if not root.metadata.get("has_versions"):
+        root.metadata = {**root.metadata, "has_versions": True}
+        root.save(update_fields=["metadata"])
+    path = Message.objects.filter(conversation=conversation, is_shown=True, seq__gte=answer.seq)
+    hidden = [str(pk) for pk in path.values_list("pk", flat=True)]
+    path.update(is_shown=False)
+    return root, hidden
+
+
 @dataclass
 class Exchange:
     """What a send wrote: the user's message and, when the coach answers, the new reply."""
@@ -56,7 +89,12 @@ def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
     """
     answer = (
         Message.objects.select_for_update()
-        .filter(conversation=conversation, role=Message.Role.USER, kind=Message.Kind.TEXT)
+        .filter(
+            conversation=conversation,
+            role=Message.Role.USER,
+            kind=Message.Kind.TEXT,
+            is_shown=True,
+        )
         .order_by("-seq")
         .first()
     )
@@ -88,7 +126,13 @@ def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, Reply
 
 @transaction.atomic
 def exchange_start(
-    *, user: User, conversation: Conversation, text: str, ask_ai: bool, require_ai: bool
+    *,
+    user: User,
+    conversation: Conversation,
+    text: str,
+    ask_ai: bool,
+    require_ai: bool,
+    parent_id: Any = None,
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
@@ -104,7 +148,15 @@ def exchange_start(
             if require_ai:
                 raise QuotaExhaustedError
             exchange.quota_refused = True
+    root = None
+    if parent_id is not None:
+        if conversation.kind != Conversation.Kind.PRACTICE:
+            raise NoSuchAnswerError
+        root, exchange.deleted_ids = _branch_from(conversation, parent_id)
     exchange.user_message = message_create(conversation=conversation, author=user, content=text)
+    if root is not None:
+        exchange.user_message.parent = root
+        exchange.user_message.save(update_fields=["parent"])
     if conversation.kind == Conversation.Kind.PRACTICE:
         exchange.feedback_id = feedback.feedback_record(
             message=exchange.user_message, conversation=conversation
@@ -119,7 +171,7 @@ def exchange_start(
 def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
     """Replace the last finished reply with a new one (costs one reply of quota)."""
     last = (
-        Message.objects.filter(conversation=conversation)
+        Message.objects.filter(conversation=conversation, is_shown=True)
         .exclude(role=Message.Role.SYSTEM)
         .order_by("-seq")
         .first()

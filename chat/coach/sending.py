@@ -61,8 +61,14 @@ def quota_refused_text() -> str:
     return _("You have used all of today's AI replies. They reset at midnight.")
 
 
-def send_message(user: User, conversation: Conversation, text: str) -> SendOutcome:
-    """Check the sender's rate, store the message; in practice (or on @coach) open a reply."""
+def send_message(
+    user: User, conversation: Conversation, text: str, *, parent_id: object = None
+) -> SendOutcome:
+    """Check the sender's rate, store the message; in practice (or on @coach) open a reply.
+
+    With `parent_id` (answer again, or edit and resend), the new answer is a version of
+    that one: it and the path after it are hidden, both kept with their feedback.
+    """
     if not within_rate(user.pk):
         return SendOutcome(problem=_("You are sending messages too fast. Wait a few seconds."))
     practice = conversation.kind == Conversation.Kind.PRACTICE
@@ -76,8 +82,15 @@ def send_message(user: User, conversation: Conversation, text: str) -> SendOutco
         return SendOutcome(problem=_("The coach is still answering. Wait, or press Stop."))
     try:
         exchange = replies.exchange_start(
-            user=user, conversation=conversation, text=text, ask_ai=ask_ai, require_ai=practice
+            user=user,
+            conversation=conversation,
+            text=text,
+            ask_ai=ask_ai,
+            require_ai=practice,
+            parent_id=parent_id,
         )
+    except replies.NoSuchAnswerError:
+        return SendOutcome(problem=_("That answer cannot be answered again."))
     except replies.QuotaExhaustedError:
         return SendOutcome(problem=quota_refused_text())
     except OperationalError:

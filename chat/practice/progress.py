@@ -49,6 +49,23 @@ def _shown_feedback(conversation: Conversation) -> list[Feedback]:
     )
 
 
+PRIORITY_ORDER = (
+    "specific_example",
+    "personal_contribution",
+    "action",
+    "result",
+    "measurable_result",
+    "situation",
+    "task",
+    "onset",
+    "duration",
+    "severity",
+    "fillers",
+    "hedges",
+    "corrections",
+)
+
+
 def _priority(flag: str) -> str:
     return {
         "specific_example": _("Tell one real occasion, not what you usually do."),
@@ -88,7 +105,9 @@ def priorities(feedback: list[Feedback]) -> list[str]:
             counts["corrections"] += 1
     if words and fillers * 100 >= 3 * words:
         counts["fillers"] += max(1, len(feedback) // 2)
-    found = [_priority(flag) for flag, _n in counts.most_common()]
+    # Ties go to the more useful change first (the offline coach's order).
+    ranked = sorted(counts, key=lambda f: (-counts[f], PRIORITY_ORDER.index(f)))
+    found = [_priority(flag) for flag in ranked]
     axes: dict[str, list[int]] = {}
     for f in feedback:
         for axis, _label, score, _why in cards.rubric_rows(f.rubric or {}):

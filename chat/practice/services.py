@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -58,3 +58,43 @@ def practice_finish(*, conversation: Conversation) -> Conversation:
         # Only this field: a full save could write back a stale last_seq (see rename).
         conversation.save(update_fields=["finished_at"])
     return conversation
+
+
+class NoSuchVersionError(Exception):
+    """The message is not an answer with versions in this conversation."""
+
+
+def versions_of(message: Message) -> list[Message]:
+    """An answer's versions, oldest first: the first answer, then each answer again."""
+    root_id = message.parent_id or message.pk
+    return list(
+        Message.objects.filter(conversation_id=message.conversation_id)
+        .filter(models.Q(pk=root_id) | models.Q(parent_id=root_id))
+        .select_related("feedback")
+        .order_by("seq")
+    )
+
+
+@transaction.atomic
+def version_show(*, conversation: Conversation, message_id: object) -> Message:
+    """Show one version of an answer and the path that followed it; hide the other versions'.
+
+    Each version's path runs from it to the next version (by sequence), the last one's to
+    the end: the conversation on screen is always one path through the versions.
+    """
+    message = Message.objects.filter(
+        pk=message_id, conversation=conversation, role=Message.Role.USER
+    ).first()
+    if message is None:
+        raise NoSuchVersionError
+    versions = versions_of(message)
+    if len(versions) < 2:
+        raise NoSuchVersionError
+    index = next(i for i, v in enumerate(versions) if v.pk == message.pk)
+    later = Message.objects.filter(conversation=conversation, seq__gte=versions[0].seq)
+    later.update(is_shown=False)
+    segment = later.filter(seq__gte=message.seq)
+    if index + 1 < len(versions):
+        segment = segment.filter(seq__lt=versions[index + 1].seq)
+    segment.update(is_shown=True)
+    return message

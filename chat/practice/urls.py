@@ -13,4 +13,14 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/finish/", views.finish, name="conversation-finish"),
     path("c/<uuid:conversation_id>/report/", views.report, name="conversation-report"),
     path("progress/", views.progress_page, name="progress"),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/show/",
+        views.show_version,
+        name="answer-show",
+    ),
+    path(
+        "c/<uuid:conversation_id>/m/<uuid:message_id>/compare/",
+        views.compare,
+        name="answer-compare",
+    ),
 ]

@@ -9,9 +9,9 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import HtmxHttpRequest
-from chat import conversations
+from chat import cards, conversations
 from chat.coach import quota
-from chat.models import Conversation, Persona
+from chat.models import Conversation, Message, Persona
 from chat.practice import exports, progress, selectors, services
 from chat.practice.forms import RenameForm
 
@@ -165,3 +165,43 @@ def report(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
 def progress_page(request: HtmxHttpRequest) -> HttpResponse:
     """Skills over time (chart and table), best answers, days practised in a row."""
     return render(request, "chat/practice/progress.html", {"p": progress.progress(request.user)})
+
+
+def _answer(conv: Conversation, message_id: object) -> Message:
+    found = Message.objects.filter(pk=message_id, conversation=conv, role=Message.Role.USER)
+    message = found.select_related("feedback").first()
+    if message is None:
+        raise Http404
+    return message
+
+
+@login_required
+@require_POST
+def show_version(
+    request: HtmxHttpRequest, conversation_id: object, message_id: object
+) -> HttpResponse:
+    """Switch the conversation to one version of an answer (and the path after it)."""
+    conv = _own_practice(request, conversation_id)
+    try:
+        services.version_show(conversation=conv, message_id=message_id)
+    except services.NoSuchVersionError as exc:
+        raise Http404 from exc
+    if request.htmx:
+        # The whole conversation changes: reload the page rather than patch it.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return redirect("conversation", conversation_id=conv.pk)
+
+
+@login_required
+@require_GET
+def compare(request: HtmxHttpRequest, conversation_id: object, message_id: object) -> HttpResponse:
+    """An answer's versions side by side, each with its findings and scores."""
+    conv = _own_practice(request, conversation_id)
+    versions = services.versions_of(_answer(conv, message_id))
+    columns = [
+        (i, v, cards.card_for(v.feedback, v.content) if hasattr(v, "feedback") else None)
+        for i, v in enumerate(versions, 1)
+    ]
+    return render(request, "chat/practice/compare.html", {"conversation": conv, "columns": columns})

@@ -163,3 +163,72 @@ def test_a_dictated_answer_shows_words_per_minute(learner, conversation):
     )
     stored = coach_feedback.feedback_record(message=message, conversation=conversation)
     assert stored.analysis["words_per_minute"] == round(stored.analysis["words"] * 5, 1)
+
+
+def again(learner, conversation, parent: Message, text: str) -> replies.Exchange:
+    exchange = replies.exchange_start(
+        user=learner,
+        conversation=conversation,
+        text=text,
+        ask_ai=True,
+        require_ai=True,
+        parent_id=parent.pk,
+    )
+    replies.reply_finish(
+        message_id=exchange.reply.pk,
+        content="Better. Next?",
+        status="complete",
+        metadata={},
+        usage_id=exchange.usage_id,
+    )
+    return exchange
+
+
+def shown(conversation) -> list[str]:
+    return list(
+        Message.objects.filter(conversation=conversation, is_shown=True)
+        .order_by("seq")
+        .values_list("content", flat=True)
+    )
+
+
+def test_answer_again_keeps_both_versions_and_shows_one_path(client, learner, conversation):
+    first = answer(learner, conversation, WEAK)
+    exchange = again(learner, conversation, first, STRONG)
+    second = exchange.user_message
+    assert exchange.deleted_ids[0] == str(first.pk) and len(exchange.deleted_ids) == 2
+    assert second.parent_id == first.pk
+    assert WEAK not in shown(conversation) and STRONG in shown(conversation)
+    assert Feedback.objects.filter(message__in=[first, second]).count() == 2
+    # The model sees the path on screen only.
+    from chat.coach.prompts import build_request
+
+    history = [t.content for t in build_request(conversation).history]
+    assert WEAK not in history and STRONG in history
+
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert 'data-testid="versions"' in page and "Version 2 of 2" in page
+    assert WEAK not in page
+
+    compare = client.get(f"/c/{conversation.pk}/m/{second.pk}/compare/").content.decode()
+    assert compare.count('data-testid="compare-version"') == 2
+    assert "Um, we usually" in compare and "releases took two hours" in compare
+
+    response = client.post(f"/c/{conversation.pk}/m/{first.pk}/show/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 204 and response["HX-Refresh"] == "true"
+    assert WEAK in shown(conversation) and STRONG not in shown(conversation)
+    assert "Thanks. Next question?" in shown(conversation)
+
+
+def test_answer_again_on_someone_elses_or_a_hidden_answer_is_refused(learner, conversation):
+    first = answer(learner, conversation, WEAK)
+    again(learner, conversation, first, STRONG)
+    with pytest.raises(replies.NoSuchAnswerError):
+        again(learner, conversation, first, "Third try.")  # hidden now
+
+
+def test_editing_the_last_answer_and_resending_makes_a_version(learner, conversation):
+    first = answer(learner, conversation, STRONG)
+    edited = again(learner, conversation, first, STRONG.replace("two hours", "ninety minutes"))
+    assert edited.user_message.parent_id == first.pk
+    assert shown(conversation)[-2].endswith("ninety minutes.")
