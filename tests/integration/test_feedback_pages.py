@@ -232,3 +232,20 @@ def test_editing_the_last_answer_and_resending_makes_a_version(learner, conversa
     edited = again(learner, conversation, first, STRONG.replace("two hours", "ninety minutes"))
     assert edited.user_message.parent_id == first.pk
     assert shown(conversation)[-2].endswith("ninety minutes.")
+
+
+def test_feedback_and_the_offline_coach_speak_korean_when_the_interface_does(learner, conversation):
+    from django.utils import translation
+
+    from chat import frames
+    from chat.coach.contract import ReplyRequest, Turn
+    from chat.coach.offline import offline_reply
+
+    message = answer(learner, conversation, WEAK)
+    with translation.override("ko"):
+        card = frames.render_message(Message.objects.get(pk=message.pk))
+        reply = offline_reply(
+            ReplyRequest(system_prompt="", history=[Turn("user", WEAK)], category="interview")
+        )
+    assert "이 답변에 대한 피드백" in card and "질문 " in card
+    assert "다음에는:" in reply
