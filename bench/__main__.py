@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--parts analysis,stream,concurrent,fanout,pages,memory]`.
+"""`python -m bench [--quick] [--parts analysis,feedback,stream,concurrent,fanout,pages,memory]`.
 
 Runs the real app under daphne against a fake model, measures, checks integrity (what
 clients received equals what the database saved), prints one Markdown table and writes
@@ -26,7 +26,7 @@ QUICK_BUDGET = 55.0
 
 # Fan-out goes last: it takes whatever is left of the time budget. The analysis part is
 # pure Python in this process (no server) and takes a second or two.
-PARTS = ("analysis", "stream", "concurrent", "pages", "memory", "fanout")
+PARTS = ("analysis", "feedback", "stream", "concurrent", "pages", "memory", "fanout")
 
 
 def _part(name: str) -> Callable[[harness.Ctx], None]:
