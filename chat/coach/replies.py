@@ -136,16 +136,17 @@ def exchange_start(
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
-    `require_ai` (practice): with no quota left nothing is stored and QuotaExhaustedError
-    is raised, so the typed text can stay in the box. In a room the message is
-    still posted and only the coach's answer is refused.
+    With no quota left, a practice answer is still stored with its analysis (it costs
+    nothing) and no reply opens; in a room the message is posted and only the coach's
+    answer is refused. `require_ai` elsewhere raises QuotaExhaustedError and stores nothing.
     """
     exchange = Exchange(limit=quota.daily_limit(user))
     usage = None
     if ask_ai:
         usage, exchange.remaining = quota.reserve(user)
         if usage is None:
-            if require_ai:
+            # A practice answer is still stored with its analysis: that costs nothing.
+            if require_ai and conversation.kind != Conversation.Kind.PRACTICE:
                 raise QuotaExhaustedError
             exchange.quota_refused = True
     root = None

@@ -132,17 +132,20 @@ def test_exchange_stores_the_message_and_opens_a_streaming_reply(learner, conver
     assert exchange.request.system_prompt == conversation.persona.system_prompt
 
 
-def test_exchange_with_no_quota_left_refuses_and_stores_nothing(learner, conversation):
+def test_exchange_with_no_quota_left_stores_the_answer_and_its_analysis_without_a_reply(
+    learner, conversation
+):
     learner.daily_ai_limit = 0
     learner.save()
     before = (Message.objects.count(), AIUsage.objects.count())
 
-    with pytest.raises(replies.QuotaExhaustedError):
-        send(learner, conversation, "This must stay in my box.")
+    exchange = send(learner, conversation, "This answer still gets its analysis.")
 
+    assert exchange.quota_refused and exchange.reply is None and exchange.usage_id is None
+    assert (Message.objects.count(), AIUsage.objects.count()) == (before[0] + 1, before[1])
+    assert exchange.user_message.feedback.status == "analysed"
     conversation.refresh_from_db()
-    assert (Message.objects.count(), AIUsage.objects.count()) == before
-    assert conversation.last_seq == 1
+    assert conversation.last_seq == 2
     assert not Message.objects.filter(content__contains="stay in my box").exists()
 
 
