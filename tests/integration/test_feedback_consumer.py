@@ -157,3 +157,26 @@ async def test_the_completed_card_is_shown_after_a_reload(model, learner, conver
     body = response.content.decode()
     assert 'data-testid="feedback"' in body and 'data-status="complete"' in body
     assert '<mark data-kind="filler"' in body
+
+
+async def test_a_page_that_was_away_gets_the_card_filled_in_meanwhile(model, learner, conversation):
+    page = await Page(learner, conversation.pk).open()
+    try:
+        await page.say(ANSWER)
+        await page.until(lambda f: f.startswith('<section id="feedback-'))
+        await replies_done()
+    finally:
+        await page.close()
+    answer = await answer_of(conversation)
+
+    again = Page(learner, conversation.pk)
+    connected, _ = await again.comm.connect()
+    assert connected
+    try:
+        # The page has every message (its last seq) but still shows the analysed card.
+        await again.send(action="resync", last_seq=answer.seq + 1)
+        await again.until('id="quota-box"')
+    finally:
+        await again.close()
+    card = next(f for f in again.frames if f.startswith(f'<section id="feedback-{answer.pk}"'))
+    assert attr(card, "data-status") == "complete"
