@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from chat.models import AIUsage, Conversation, Membership, Message, Persona
+from chat.models import AIUsage, Conversation, Feedback, Membership, Message, Persona
 
 
 @admin.register(Persona)
@@ -77,6 +77,38 @@ class AIUsageAdmin(admin.ModelAdmin):
             .order_by("-day", "-counted")[:200]
         )
         return response
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """Feedback on answers, read-only: what the analyser and the model said."""
+
+    list_display = ("created_at", "conversation", "status", "question_number", "model")
+    list_filter = ("status", "model")
+    search_fields = ("message__content", "conversation__owner__email")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "message",
+        "conversation",
+        "status",
+        "question",
+        "question_number",
+        "question_total",
+        "analysis",
+        "rubric",
+        "strength",
+        "improvement",
+        "rewrite",
+        "corrections",
+        "language",
+        "model",
+        "metadata",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 admin.site.site_header = _("Practalk staff")
