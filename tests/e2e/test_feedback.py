@@ -112,3 +112,18 @@ def test_answer_again_keeps_two_versions_to_compare(page: Page, server, fake_ope
     expect(page.locator("[data-testid=message]", has_text="releases took two hours")).to_have_count(
         0
     )
+
+
+def test_feedback_speaks_korean_when_the_interface_does(page: Page, offline_server) -> None:
+    signup(page, offline_server.url)
+    switch = page.get_by_test_id("language-switch")
+    switch.get_by_role("combobox").select_option(label="한국어")
+    switch.get_by_role("button", name="Change language").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ko")
+    start_practice(page, offline_server.url)
+    answer_and_wait(page, WEAK)
+    card = user_answers(page).last.get_by_test_id("feedback")
+    expect(card).to_contain_text("이 답변에 대한 피드백")
+    expect(card).to_contain_text("질문 ")
+    # The offline coach's advice is in Korean too.
+    expect(last_reply(page)).to_contain_text("다음에는:")
