@@ -133,6 +133,7 @@ def exchange_start(
     ask_ai: bool,
     require_ai: bool,
     parent_id: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
@@ -154,7 +155,11 @@ def exchange_start(
         if conversation.kind != Conversation.Kind.PRACTICE:
             raise NoSuchAnswerError
         root, exchange.deleted_ids = _branch_from(conversation, parent_id)
-    exchange.user_message = message_create(conversation=conversation, author=user, content=text)
+    # `metadata` of the answer, e.g. {"speech": {"duration_seconds": 12.5}} when dictated:
+    # stored before its analysis, which reads the duration for words per minute.
+    exchange.user_message = message_create(
+        conversation=conversation, author=user, content=text, metadata=metadata or {}
+    )
     if root is not None:
         exchange.user_message.parent = root
         exchange.user_message.save(update_fields=["parent"])
