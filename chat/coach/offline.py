@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from django.utils import translation
 from django.utils.translation import gettext
 
 from chat.coach.analysis import analyse
-from chat.coach.coaching import offline_feedback, unanswered_questions
+from chat.coach.coaching import COACH_LANGUAGE, offline_feedback, unanswered_questions
 from chat.coach.contract import ProviderConfig, ReplyRequest, ReplyStream, Turn
 from chat.coach.prompts import estimate_tokens, split_words
 
@@ -54,7 +55,15 @@ def _asked(history: list[Turn], question: str) -> bool:
 
 
 def _next_question(request: ReplyRequest) -> str:
-    """The bank's next question (medical: the next one the learner has not answered yet)."""
+    """The bank's next question (medical: the next one the learner has not answered yet).
+
+    In English whatever the interface language: the questions are the practice.
+    """
+    with translation.override(COACH_LANGUAGE):
+        return _question_for(request)
+
+
+def _question_for(request: ReplyRequest) -> str:
     history = request.history
     bank = [q for q in request.question_bank if q.strip()]
     assistant_turns = sum(1 for t in history if t.role == "assistant")
@@ -92,9 +101,10 @@ def offline_reply(request: ReplyRequest) -> str:
     if not history:
         if request.opening_line:
             return request.opening_line
-        return gettext("Hello! Let's practise. %(question)s") % {
-            "question": _next_question(request)
-        }
+        with translation.override(COACH_LANGUAGE):
+            return gettext("Hello! Let's practise. %(question)s") % {
+                "question": _next_question(request)
+            }
     if history[-1].role != "user":
         return _next_question(request)
     answer = history[-1].content

@@ -247,5 +247,15 @@ def test_feedback_and_the_offline_coach_speak_korean_when_the_interface_does(lea
         reply = offline_reply(
             ReplyRequest(system_prompt="", history=[Turn("user", WEAK)], category="interview")
         )
+        small_talk = offline_reply(
+            ReplyRequest(
+                system_prompt="",
+                history=[Turn("user", "Yesterday I go to the park with my dog.")],
+                category="conversation",
+            )
+        )
     assert "이 답변에 대한 피드백" in card and "질문 " in card
-    assert "다음에는:" in reply
+    assert "다음에는:" in reply  # the advice in the interface language...
+    assert reply.endswith("Can you tell me more about that — what exactly was your part in it?")
+    assert "팁:" in small_talk  # ...the questions in English
+    assert small_talk.rsplit("”.", 1)[1].strip().isascii()
