@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from html import escape as escape_html
+from typing import Any
 
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -81,14 +82,22 @@ def _versions(message: Message) -> list[tuple[int, str, bool]]:
     """(number, message id, is this one) of an answer's versions; [] when it has one."""
     if not (message.parent_id or message.metadata.get("has_versions")):
         return []
+    # Read in the sync hop that wrote the version (frames of a reply render in async code).
+    ids = getattr(message, "version_ids", None)
+    if ids is None:
+        ids = version_ids(message)
+    return [(i, str(pk), pk == message.pk) for i, pk in enumerate(ids, 1)]
+
+
+def version_ids(message: Message) -> list[Any]:
+    """The ids of an answer's versions, oldest first (the first answer, then each again)."""
     root = message.parent_id or message.pk
-    ids = (
+    return list(
         Message.objects.filter(conversation_id=message.conversation_id)
         .filter(Q(pk=root) | Q(parent_id=root))
         .order_by("seq")
         .values_list("pk", flat=True)
     )
-    return [(i, str(pk), pk == message.pk) for i, pk in enumerate(ids, 1)]
 
 
 def feedback_card(feedback: Feedback, answer: str) -> str:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from chat import frames
 from chat.coach import feedback, quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
@@ -163,6 +164,8 @@ def exchange_start(
     if root is not None:
         exchange.user_message.parent = root
         exchange.user_message.save(update_fields=["parent"])
+        # Its frame renders in the reply task (async): read its versions here, in this hop.
+        exchange.user_message.version_ids = frames.version_ids(exchange.user_message)  # type: ignore[attr-defined]
     if conversation.kind == Conversation.Kind.PRACTICE:
         exchange.feedback_id = feedback.feedback_record(
             message=exchange.user_message, conversation=conversation

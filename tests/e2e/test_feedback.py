@@ -97,6 +97,8 @@ def test_answer_again_keeps_two_versions_to_compare(page: Page, server, fake_ope
     expect(page.locator("[data-testid=message]", has_text="Um, we usually")).to_have_count(0)
     expect(user_answers(page).last).to_contain_text("releases took two hours")
     expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=10_000)
+    expect(user_answers(page).last.get_by_test_id("versions")).to_contain_text("Version 2 of 2")
+    expect(user_answers(page).last.get_by_test_id("feedback")).to_be_visible()
     page.reload()
     versions = user_answers(page).last.get_by_test_id("versions")
     expect(versions).to_contain_text("Version 2 of 2")

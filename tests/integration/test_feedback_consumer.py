@@ -180,3 +180,41 @@ async def test_a_page_that_was_away_gets_the_card_filled_in_meanwhile(model, lea
         await again.close()
     card = next(f for f in again.frames if f.startswith(f'<section id="feedback-{answer.pk}"'))
     assert attr(card, "data-status") == "complete"
+
+
+async def test_answer_again_over_the_socket_removes_the_old_path_and_adds_a_version(
+    learner, conversation
+):
+    page = await Page(learner, conversation.pk).open()
+    try:
+        await page.say("Um, we usually work together.")
+        first_reply = await reply_id(page)
+        await page.until_final(first_reply)
+        await replies_done()
+        first = await answer_of(conversation)
+        await page.send(action="send", message=ANSWER, parent=str(first.pk))
+        second_reply = await reply_id(page)
+        await replies_done()
+    finally:
+        await page.close()
+
+    deleted = [f for f in page.frames if 'hx-swap-oob="delete"' in f]
+    assert any(str(first.pk) in f for f in deleted) and any(first_reply in f for f in deleted)
+    second = await answer_of(conversation)
+    assert second.parent_id == first.pk and second_reply != first_reply
+    appended = next(f for f in page.frames if f'id="message-{second.pk}"' in f)
+    assert 'data-testid="versions"' in appended and "Version 2 of 2" in appended
+    assert await remaining(learner) == 3  # each answer is one reply
+
+
+async def test_answer_again_on_an_unknown_answer_is_refused_and_nothing_is_stored(
+    learner, conversation
+):
+    page = await Page(learner, conversation.pk).open()
+    try:
+        await page.send(action="send", message=ANSWER, parent=str(conversation.pk))
+        notice = await page.until('data-testid="notice"')
+    finally:
+        await page.close()
+    assert "cannot be answered again" in htmllib.unescape(notice)
+    assert await remaining(learner) == 5
