@@ -75,11 +75,21 @@ compilemessages: gettext $(VENV)/.installed-run
 messages: gettext $(VENV)/.installed-run
 	TESTING=1 $(PY) manage.py makemessages -l ko -l en --no-location --no-obsolete $(I18N_IGNORE)
 
+PY_SOURCES = git ls-files '*.py' | grep -v '/migrations/'
+TEMPLATES = git ls-files 'templates/*.html'
+
+# Style, types (strict, django-stubs), the layering contract, Django idioms, template format.
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	TESTING=1 $(VENV)/bin/mypy
+	TESTING=1 $(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/django-upgrade --target-version 6.1 --check $$($(PY_SOURCES)) >/dev/null
+	$(VENV)/bin/djade --target-version 6.1 --check $$($(TEMPLATES))
 
 format: $(VENV)/.installed-test
+	$(VENV)/bin/django-upgrade --target-version 6.1 $$($(PY_SOURCES)) || true
+	$(VENV)/bin/djade --target-version 6.1 $$($(TEMPLATES)) || true
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 

@@ -8,11 +8,11 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import User
+from accounts.models import GatewayAccount, User
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     """Users by e-mail; staff can grant a learner more AI replies a day."""
 
     ordering = ("email",)
@@ -36,3 +36,13 @@ class UserAdmin(BaseUserAdmin):
         (None, {"classes": ("wide",), "fields": ("email", "nickname", "password1", "password2")}),
     )
     readonly_fields: ClassVar = ["last_login", "date_joined"]
+
+
+@admin.register(GatewayAccount)
+class GatewayAccountAdmin(admin.ModelAdmin[GatewayAccount]):
+    """Which account each gateway user id reaches (created on the gateway user's first visit)."""
+
+    list_display = ("gateway_id", "user", "created_at")
+    search_fields = ("gateway_id", "user__email", "user__nickname")
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at",)

@@ -39,7 +39,7 @@ class SignupExtraForm(forms.Form):
         user.save(update_fields=["nickname"])
 
 
-class ProfileForm(forms.ModelForm):
+class ProfileForm(forms.ModelForm[User]):
     """What a person may change about themselves."""
 
     class Meta:
@@ -50,7 +50,9 @@ class ProfileForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["nickname"].widget.attrs["autocomplete"] = "nickname"
         self.fields["organisation"].widget.attrs["autocomplete"] = "organization"
-        self.fields["language"].choices = [("", _("Same as my browser")), *settings.LANGUAGES]
+        language = self.fields["language"]
+        assert isinstance(language, forms.ChoiceField)  # a CharField with choices
+        language.choices = [("", _("Same as my browser")), *settings.LANGUAGES]
 
     def clean_nickname(self) -> str:
         return clean_nickname_value(self.cleaned_data["nickname"])

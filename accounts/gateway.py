@@ -62,7 +62,6 @@ _SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{64}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 SEEN_KEY_PREFIX = "gateway:sig:"
-UID_KEY_PREFIX = "gateway:uid-by-email:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,15 +275,15 @@ def claim_once(signature: str) -> bool:
     return bool(cache.add(SEEN_KEY_PREFIX + signature.lower(), 1, timeout=timeout))
 
 
-def _uid_key(email: str) -> str:
-    """Cache key for the gateway id recorded for an e-mail (hashed: keys must be plain)."""
-    return UID_KEY_PREFIX + hashlib.sha256(email.encode()).hexdigest()
-
-
 def resolve_user(identity: GatewayIdentity) -> User:
-    """The account for a verified identity, created on first sight; raises GatewayRefused."""
+    """The account for a verified identity, created on first sight; raises GatewayRefused.
+
+    The gateway id is the key (a `GatewayAccount` row, unique on both sides): the account a
+    gateway id first reached stays its account, and an e-mail whose account already answers
+    to another gateway id is refused.
+    """
     # Imported here so build_headers() works in tools (benchmarks) that never set Django up.
-    from accounts.models import normalize_email
+    from accounts.models import GatewayAccount, normalize_email
 
     email = normalize_email(identity.email)
     try:
@@ -292,31 +291,42 @@ def resolve_user(identity: GatewayIdentity) -> User:
     except ValidationError as exc:
         raise GatewayRefused(f"not an e-mail address: {email!r}") from exc
 
-    # No model field may hold the gateway id, so the e-mail is the account key and the cache
-    # remembers which gateway id first claimed it. add() is atomic, so the first one wins.
-    key = _uid_key(email)
-    if not cache.add(key, identity.user_id, timeout=None):
-        recorded = cache.get(key)
-        if recorded is not None and recorded != identity.user_id:
-            raise GatewayRefused(
-                f"{email!r} belongs to gateway user {recorded!r}, not {identity.user_id!r}"
-            )
+    link = GatewayAccount.objects.select_related("user").filter(gateway_id=identity.user_id).first()
+    user = link.user if link is not None else _claim_account(identity, email)
+    if not user.is_active:
+        raise GatewayRefused(f"account {user.pk} is inactive")
+    return user
+
+
+def _claim_account(identity: GatewayIdentity, email: str) -> User:
+    """Link a gateway id to the account of its e-mail, creating the account if there is none."""
+    from accounts.models import GatewayAccount
 
     user_model = get_user_model()
-    user = user_model.objects.filter(email=email).first()
-    if user is None:
-        try:
-            with transaction.atomic():
+    try:
+        with transaction.atomic():
+            user = user_model.objects.filter(email=email).first()
+            if user is None:
                 # No password: a gateway account can only be reached through the gateway.
                 user = user_model.objects.create_user(
                     email, None, nickname=identity.nickname[:NICKNAME_MAX_LENGTH]
                 )
-            logger.info("Gateway user %r got new account %s", identity.user_id, user.pk)
-        except IntegrityError:
-            # Another request created it between our lookup and insert.
-            user = user_model.objects.get(email=email)
-    if not user.is_active:
-        raise GatewayRefused(f"account {user.pk} is inactive")
+                logger.info("Gateway user %r got new account %s", identity.user_id, user.pk)
+            else:
+                other = GatewayAccount.objects.filter(user=user).first()
+                if other is not None:
+                    raise GatewayRefused(
+                        f"{email!r} belongs to gateway user {other.gateway_id!r}, "
+                        f"not {identity.user_id!r}"
+                    )
+            GatewayAccount.objects.create(gateway_id=identity.user_id, user=user)
+    except IntegrityError:
+        # Another request linked it between our lookup and insert: the database decided.
+        link = GatewayAccount.objects.select_related("user").filter(gateway_id=identity.user_id)
+        found = link.first()
+        if found is None:
+            raise GatewayRefused(f"{email!r} was just claimed by another gateway user") from None
+        return found.user
     return user
 
 

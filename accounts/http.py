@@ -8,8 +8,13 @@ from django_htmx.middleware import HtmxDetails
 from accounts.models import User
 
 
-class HtmxHttpRequest(HttpRequest):
-    """A request that went through django-htmx's middleware, by a signed-in person."""
+class HtmxRequest(HttpRequest):
+    """A request that went through django-htmx's middleware (signed in or not)."""
 
     htmx: HtmxDetails
-    user: User  # type: ignore[assignment]  # narrowed: every such view is login_required
+
+
+class HtmxHttpRequest(HtmxRequest):
+    """A request that went through django-htmx's middleware, by a signed-in person."""
+
+    user: User  # narrowed: every such view is login_required

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -66,6 +66,12 @@ class UserLanguageMiddleware:
         return self.get_response(request)
 
 
+def _samesite() -> Literal["Lax", "Strict", "None"]:
+    value = settings.LANGUAGE_COOKIE_SAMESITE
+    assert value in ("Lax", "Strict", "None")
+    return value  # type: ignore[return-value]  # narrowed by the assert above
+
+
 def remember_language(response: HttpResponse, language: str) -> None:
     """Set Django's language cookie to `language`, or drop it ("" follows the browser)."""
     if language:
@@ -77,14 +83,14 @@ def remember_language(response: HttpResponse, language: str) -> None:
             domain=settings.LANGUAGE_COOKIE_DOMAIN,
             secure=settings.LANGUAGE_COOKIE_SECURE,
             httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            samesite=_samesite(),
         )
     else:
         response.delete_cookie(
             settings.LANGUAGE_COOKIE_NAME,
             path=settings.LANGUAGE_COOKIE_PATH,
             domain=settings.LANGUAGE_COOKIE_DOMAIN,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            samesite=_samesite(),
         )
 
 

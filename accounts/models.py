@@ -20,7 +20,7 @@ class EmailUserManager(UserManager["User"]):
         # Case-insensitive login: "Kim@Example.com" and "kim@example.com" are one person.
         return self.get(email__iexact=username)
 
-    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:  # type: ignore[override]
+    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("An e-mail address is required.")
         user = self.model(email=normalize_email(email), **extra)
@@ -108,3 +108,24 @@ class User(AbstractUser):
 
     def get_short_name(self) -> str:
         return self.display_name
+
+
+class GatewayAccount(models.Model):
+    """Which account a trusted gateway's user id maps to (gateway mode, docs/gateway.md).
+
+    Both sides are unique: one gateway id has one account and an account answers to one
+    gateway id, so a second gateway user cannot take over an account by its e-mail.
+    """
+
+    gateway_id = models.CharField(_("gateway user id"), max_length=200, unique=True)
+    user = models.OneToOneField(
+        User, verbose_name=_("user"), on_delete=models.CASCADE, related_name="gateway_account"
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("gateway account")
+        verbose_name_plural = _("gateway accounts")
+
+    def __str__(self) -> str:
+        return f"{self.gateway_id} → {self.user}"

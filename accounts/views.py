@@ -14,6 +14,7 @@ from django.views import i18n
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.forms import ProfileForm
+from accounts.http import HtmxHttpRequest
 from accounts.middleware import remember_language
 from accounts.services import user_set_language
 
@@ -24,13 +25,13 @@ def set_language(request: HttpRequest) -> HttpResponse:
     response = i18n.set_language(request)
     language = request.POST.get("language", "")
     if request.user.is_authenticated and language in dict(settings.LANGUAGES):
-        user_set_language(user=request.user, language=language)  # type: ignore[arg-type]
+        user_set_language(user=request.user, language=language)
     return response
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
+def profile(request: HtmxHttpRequest) -> HttpResponse:
     """Show and edit nickname, organisation and language."""
     form = ProfileForm(request.POST or None, instance=request.user)
     template = "accounts/profile.html"

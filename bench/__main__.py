@@ -26,7 +26,7 @@ QUICK_BUDGET = 55.0
 
 # Fan-out goes last: it takes whatever is left of the time budget. The analysis part is
 # pure Python in this process (no server) and takes a second or two.
-PARTS = ("analysis", "feedback", "stream", "concurrent", "pages", "memory", "fanout")
+PARTS = ("analysis", "feedback", "decode", "stream", "concurrent", "pages", "memory", "fanout")
 
 
 def _part(name: str) -> Callable[[harness.Ctx], None]:

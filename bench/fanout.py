@@ -341,16 +341,19 @@ def run(ctx: Ctx) -> None:
     if not redis:
         report.note("Redis at 127.0.0.1:6379 is not answering: the two-process runs are skipped")
     # Both layouts at each size, the headline sizes (100 with @coach, 1,000) first.
-    plans = [(n, split) for n in sizes for split in ((False, True) if redis else (False,))]
+    layouts: tuple[tuple[bool, str], ...] = ((False, ""),)
+    if redis:
+        layouts += ((True, "list"), (True, "pubsub"))
+    plans = [(n, split, kind) for n in sizes for split, kind in layouts]
     print(f"[3] fan-out: N = {sizes}, one process then two over Redis", flush=True)
     everyone = people.make_people(max(sizes), "member")
     configs: list[Config] = []
-    for n, split in plans:
+    for n, split, kind in plans:
         estimate = (10 if ctx.quick else 30) + n * (0.13 if n >= 1000 else 0.06)
+        label = f"2 processes + Redis ({kind} layer)" if split else "1 process"
         if time.monotonic() + estimate > deadline:
-            report.note(f"N = {n} ({'2 processes' if split else '1 process'}) skipped: time budget")
+            report.note(f"N = {n} ({label}) skipped: time budget")
             continue
-        label = "2 processes + Redis" if split else "1 process"
         config = Config(label, n, split)
         room = people.make_room(everyone[0], everyone[1:n], title=f"fan-out {n}")
         prefix = f"benchfan{os.getpid()}x{n}"
@@ -358,6 +361,7 @@ def run(ctx: Ctx) -> None:
             {
                 "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
                 "CHANNEL_LAYER_PREFIX": prefix,
+                "CHANNEL_LAYER_KIND": kind,
             }
             if split
             else {}

@@ -166,6 +166,7 @@ def make_rooms(owner: Person, n: int, members_each: int = 3) -> list[str]:
 
 def fill_history(conversation_id: str, owner: Person, n: int) -> None:
     """Give a conversation `n` finished messages, alternating learner and coach."""
+    from chat.conversations import store_html
     from chat.models import Conversation, Message
 
     rows = []
@@ -184,6 +185,8 @@ def fill_history(conversation_id: str, owner: Person, n: int) -> None:
                 ),
             )
         )
+    for row in rows:
+        store_html(row)  # as stored when each reply ended
     Message.objects.bulk_create(rows, batch_size=500)
     Conversation.objects.filter(pk=conversation_id).update(last_seq=n)
 

@@ -7,13 +7,14 @@ from typing import Any, ClassVar
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from chat.models import AIUsage, Conversation, Feedback, Membership, Message, Persona
 
 
 @admin.register(Persona)
-class PersonaAdmin(admin.ModelAdmin):
+class PersonaAdmin(admin.ModelAdmin[Persona]):
     list_display = ("name", "category", "is_active", "sort_order", "model")
     list_filter = ("category", "is_active")
     list_editable = ("is_active", "sort_order")
@@ -21,7 +22,7 @@ class PersonaAdmin(admin.ModelAdmin):
     prepopulated_fields: ClassVar = {"slug": ("name",)}
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
     fields = ("seq", "role", "kind", "status", "author", "content", "created_at")
     readonly_fields = fields
@@ -34,7 +35,7 @@ class MessageInline(admin.TabularInline):
         return False
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(admin.TabularInline[Membership, Conversation]):
     model = Membership
     fields = ("user", "role", "joined_at", "last_read_seq")
     readonly_fields = ("joined_at", "last_read_seq")
@@ -43,7 +44,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(admin.ModelAdmin[Conversation]):
     list_display = ("title", "kind", "owner", "persona", "is_public", "last_activity_at")
     list_filter = ("kind", "is_public", "persona")
     search_fields = ("title", "owner__email", "owner__nickname")
@@ -54,7 +55,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AIUsage)
-class AIUsageAdmin(admin.ModelAdmin):
+class AIUsageAdmin(admin.ModelAdmin[AIUsage]):
     """Who practises: replies per user per day (refunded ones don't count)."""
 
     list_display = ("day", "user", "outcome", "refunded", "created_at")
@@ -65,8 +66,12 @@ class AIUsageAdmin(admin.ModelAdmin):
     readonly_fields = ("user", "day", "message", "outcome", "created_at")
     change_list_template = "admin/chat/aiusage/change_list.html"
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
         response = super().changelist_view(request, extra_context)
+        if not isinstance(response, TemplateResponse) or response.context_data is None:
+            return response  # a redirect (an action ran), not the list
         try:
             qs: QuerySet[AIUsage] = response.context_data["cl"].queryset
         except (AttributeError, KeyError):
@@ -80,7 +85,7 @@ class AIUsageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(admin.ModelAdmin[Feedback]):
     """Feedback on answers, read-only: what the analyser and the model said."""
 
     list_display = ("created_at", "conversation", "status", "question_number", "model")

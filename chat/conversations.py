@@ -6,17 +6,21 @@ uses to add a message (with the conversation's next sequence number).
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db import connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Connection, Conversation, Membership, Message
+from chat.rendering import RENDERER_VERSION, render_markdown
 
 PAGE_SIZE = 50
+ConversationId = uuid.UUID | str
 
 
 class NotAMemberError(Exception):
@@ -27,7 +31,7 @@ class NotAMemberError(Exception):
 
 
 def conversation_for(
-    user: User, conversation_id: object, *, require_member: bool = False
+    user: User, conversation_id: ConversationId, *, require_member: bool = False
 ) -> Conversation | None:
     """The conversation if `user` may see it, else None — for every view and the socket.
 
@@ -70,7 +74,7 @@ def coach_name(conversation: Conversation) -> str:
 
 def online_members(conversation: Conversation) -> list[tuple[int, str]]:
     """(user id, nickname) of members with a live socket on it, by nickname."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     rows = (
         Connection.objects.filter(conversation=conversation, last_seen__gte=cutoff)
         .values_list("user_id", "user__nickname")
@@ -82,7 +86,7 @@ def online_members(conversation: Conversation) -> list[tuple[int, str]]:
 # --- messages: reads ----------------------------------------------------------------------------
 
 
-def messages_qs(conversation_id: object) -> QuerySet[Message]:
+def messages_qs(conversation_id: ConversationId) -> QuerySet[Message]:
     """The messages shown (one path through the answers' versions), oldest first."""
     return (
         Message.objects.filter(conversation_id=conversation_id, is_shown=True)
@@ -92,7 +96,7 @@ def messages_qs(conversation_id: object) -> QuerySet[Message]:
 
 
 def latest_messages(
-    conversation_id: object, *, before_seq: int | None = None, limit: int = PAGE_SIZE
+    conversation_id: ConversationId, *, before_seq: int | None = None, limit: int = PAGE_SIZE
 ) -> list[Message]:
     """The newest `limit` messages (older than `before_seq`), oldest first: one query."""
     qs = messages_qs(conversation_id)
@@ -102,7 +106,11 @@ def latest_messages(
 
 
 def messages_after(
-    conversation_id: object, after_seq: int, *, until_seq: int | None = None, limit: int = 500
+    conversation_id: ConversationId,
+    after_seq: int,
+    *,
+    until_seq: int | None = None,
+    limit: int = 500,
 ) -> list[Message]:
     """Messages newer than `after_seq` (and up to `until_seq`), oldest first."""
     qs = messages_qs(conversation_id).filter(seq__gt=after_seq)
@@ -111,7 +119,7 @@ def messages_after(
     return list(qs[:limit])
 
 
-def streaming_messages(conversation_id: object, *, up_to_seq: int) -> list[Message]:
+def streaming_messages(conversation_id: ConversationId, *, up_to_seq: int) -> list[Message]:
     """Replies still being generated, at or before `up_to_seq`."""
     return list(
         messages_qs(conversation_id).filter(seq__lte=up_to_seq, status=Message.Status.STREAMING)
@@ -121,16 +129,44 @@ def streaming_messages(conversation_id: object, *, up_to_seq: int) -> list[Messa
 # --- messages: the write ------------------------------------------------------------------------
 
 
-def _next_seq(conversation_id: Any) -> int:
-    # The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) until commit,
-    # so sequence numbers follow commit order and a page can catch up by seq without gaps.
-    Conversation.objects.filter(pk=conversation_id).update(
-        last_seq=F("last_seq") + 1, last_activity_at=timezone.now()
+def next_seqs(conversation_id: Any, count: int = 1) -> list[int]:
+    """Take the conversation's next `count` sequence numbers, in one statement.
+
+    The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) until commit, so
+    sequence numbers follow commit order and a page can catch up by seq without gaps.
+    UPDATE … RETURNING (SQLite ≥ 3.35, PostgreSQL) saves the read-back.
+    """
+    connection = connections[Conversation.objects.db]
+    meta = Conversation._meta
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote('last_seq')} = {quote('last_seq')} + %s, "
+        f"{quote('last_activity_at')} = %s WHERE {quote('id')} = %s "
+        f"RETURNING {quote('last_seq')}"
     )
-    return Conversation.objects.values_list("last_seq", flat=True).get(pk=conversation_id)
+    now = meta.get_field("last_activity_at").get_db_prep_value(timezone.now(), connection)
+    pk = meta.pk.get_db_prep_value(conversation_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count, now, pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Conversation.DoesNotExist(conversation_id)
+    last = int(row[0])
+    return list(range(last - count + 1, last + 1))
 
 
-@transaction.atomic
+def store_html(message: Message) -> None:
+    """Keep a finished coach message's rendered HTML on it (saved with the message)."""
+    if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
+        message.html = render_markdown(message.content)
+        message.html_version = RENDERER_VERSION
+    else:
+        message.html, message.html_version = "", 0
+
+
+# No savepoint when called inside a caller's transaction: two statements less per message,
+# and a failure rolls the caller's whole transaction back, as it must anyway.
+@transaction.atomic(savepoint=False)
 def message_create(
     *,
     conversation: Conversation,
@@ -140,11 +176,13 @@ def message_create(
     kind: str = Message.Kind.TEXT,
     status: str = Message.Status.COMPLETE,
     metadata: dict[str, Any] | None = None,
+    seq: int | None = None,
 ) -> Message:
-    """Store a message with the conversation's next sequence number."""
-    message = Message.objects.create(
+    """Store a message with the conversation's next sequence number (or `seq`, taken with
+    `next_seqs` in the same transaction)."""
+    message = Message(
         conversation=conversation,
-        seq=_next_seq(conversation.pk),
+        seq=next_seqs(conversation.pk)[0] if seq is None else seq,
         author=author,
         role=role,
         kind=kind,
@@ -152,6 +190,8 @@ def message_create(
         status=status,
         metadata=metadata or {},
     )
+    store_html(message)
+    message.save(force_insert=True)
     # Keep the author in memory so rendering needs no query.
     if author is not None:
         message.author = author

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from chat import cards
 from chat.models import Conversation, Feedback, Message
-from chat.rendering import render_markdown, render_plain
+from chat.rendering import RENDERER_VERSION, render_markdown, render_plain
 
 MESSAGE_TEMPLATE = "chat/partials/message.html"
 FEEDBACK_TEMPLATE = "chat/partials/feedback.html"
@@ -52,8 +52,14 @@ def feedback_of(message: Message) -> Feedback | None:
 
 
 def message_body(message: Message, feedback: Feedback | None = None) -> SafeString:
-    """The inside of a message: sanitised Markdown when finished, escaped text otherwise."""
+    """The inside of a message: sanitised Markdown when finished, escaped text otherwise.
+
+    A finished coach message uses the HTML stored when it ended, if the current renderer
+    made it; otherwise it is rendered here (never written back: a page only reads).
+    """
     if message.role == Message.Role.ASSISTANT and message.status != Message.Status.STREAMING:
+        if message.html_version == RENDERER_VERSION and message.html:
+            return mark_safe(message.html)  # noqa: S308 - sanitised by render_markdown
         return render_markdown(message.content)
     if feedback is not None:
         return cards.highlighted(message.content, (feedback.analysis or {}).get("highlights"))

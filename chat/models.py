@@ -191,6 +191,12 @@ class Message(models.Model):
     # Moved on each save of a growing reply: one left 'streaming' and long unmoved was
     # orphaned by a process that died (SIGKILL, power loss).
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    # A finished coach message's sanitised HTML, rendered once when it was stored, and the
+    # renderer version that made it (chat.rendering.RENDERER_VERSION): pages with long
+    # histories show it without rendering Markdown again. Stale versions are rendered on the
+    # fly until `manage.py rerender_messages` stores them anew.
+    html = models.TextField(blank=True, editable=False)
+    html_version = models.PositiveSmallIntegerField(default=0, editable=False)
     # Versions of an answer (answer again, edit and resend): the message this one re-answers.
     parent = models.ForeignKey(
         "self",

@@ -27,7 +27,11 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-__all__ = ["render_markdown", "render_plain"]
+__all__ = ["RENDERER_VERSION", "render_markdown", "render_plain"]
+
+# Raise when the Markdown rendering or its sanitising changes: messages stored with another
+# version are rendered again (and `manage.py rerender_messages` stores the new HTML).
+RENDERER_VERSION = 1
 
 # Link targets must be absolute and use one of these schemes. Matched against the URL *after*
 # markdown-it has decoded entities and percent-encoded whitespace/control characters, so

@@ -46,7 +46,7 @@ def _end_replies_on_shutdown() -> None:
 
     from chat.coach import tasks
 
-    def end_replies() -> defer.Deferred:
+    def end_replies() -> defer.Deferred[int]:
         return defer.Deferred.fromFuture(asyncio.ensure_future(tasks.shutdown()))
 
     reactor.addSystemEventTrigger("before", "shutdown", end_replies)

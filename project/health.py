@@ -89,7 +89,7 @@ async def _timed(check: Any) -> dict[str, Any]:
     except Exception as exc:  # a health check reports failures, it never raises them
         result = {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
     result["ms"] = round((time.perf_counter() - started) * 1000, 1)
-    return result
+    return dict(result)
 
 
 async def detailed_status() -> tuple[bool, dict[str, Any]]:

@@ -8,10 +8,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any, Final
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
+
+# Generic classes (ModelAdmin[Persona], ModelForm[User]) subscriptable at run time, as typed.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -146,7 +151,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env("SQLITE_PATH") or VAR_DIR / "practalk.sqlite3",
+            "NAME": env("SQLITE_PATH") or str(VAR_DIR / "practalk.sqlite3"),
             # Keep the connection: a new one re-reads the schema on every socket event
             # (send → model request 15 ms → 8 ms in bench/).
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
@@ -171,13 +176,28 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         str(VAR_DIR / f"test-practalk-{os.getpid()}.sqlite3"),
     )
 
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # --- Channels and cache -------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL")
 CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 500)
-if REDIS_URL:
+# Which channels-redis layer: "list" (RedisChannelLayer: queues per channel, capacity and
+# expiry) or "pubsub" (RedisPubSubChannelLayer: one subscription loop per process, nothing kept
+# for a page that is not listening). bench part "fanout" measures both side by side.
+CHANNEL_LAYER_KIND = env("CHANNEL_LAYER_KIND", "list")
+if CHANNEL_LAYER_KIND not in ("list", "pubsub"):
+    raise ImproperlyConfigured("CHANNEL_LAYER_KIND must be 'list' or 'pubsub'.")
+if REDIS_URL and CHANNEL_LAYER_KIND == "pubsub":
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
+                "prefix": env("CHANNEL_LAYER_PREFIX", "practalk"),
+            },
+        }
+    }
+elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -191,6 +211,7 @@ if REDIS_URL:
             },
         }
     }
+if REDIS_URL:
     CACHES = {
         "default": {
             # RedisCache that answers from local memory while Redis is down (project/cache.py):
@@ -265,7 +286,7 @@ SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
 SOCIALACCOUNT_LOGIN_ON_GET = False
-SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, Any]] = {}
 for _provider, _prefix in (("github", "GITHUB"), ("kakao", "KAKAO")):
     if env(f"{_prefix}_CLIENT_ID"):
         SOCIALACCOUNT_PROVIDERS[_provider] = {
@@ -303,6 +324,9 @@ OFFLINE_TOKEN_DELAY = env_float("OFFLINE_TOKEN_DELAY", 0.03)
 # raised to 0.01 (chat.coach.broadcast.flush_interval); 0 means a frame per token, for the bench
 # and tests only (~4x the CPU per token).
 STREAM_FLUSH_INTERVAL = env_float("STREAM_FLUSH_INTERVAL", 0.04)
+# A token that comes this long (seconds) after the previous one is flushed at once: the model
+# is slow and nothing is queuing, so batching would only delay it. 0 turns this off.
+STREAM_IDLE_GAP = env_float("STREAM_IDLE_GAP", 0.005)
 # How often a growing reply is written to the database, in seconds.
 STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0)
 # Seconds a growing reply may go unsaved before it is stored as interrupted (its process
@@ -403,7 +427,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 # The language cookie (set by the switch in the header) like the session's; no script reads it.
 LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 LANGUAGE_COOKIE_HTTPONLY = True
-LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SAMESITE: Final = "Lax"
 
 LOGGING = {
     "version": 1,

@@ -7,12 +7,12 @@ import zoneinfo
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from chat import frames
-from chat.models import AIUsage
+from chat.models import AIUsage, Message
 
 
 def quota_zone() -> zoneinfo.ZoneInfo:
@@ -48,21 +48,48 @@ def remaining(user: User, now: dt.datetime | None = None) -> int:
     return max(0, daily_limit(user) - used_today(user.pk, now))
 
 
-def reserve(user: User, now: dt.datetime | None = None) -> tuple[AIUsage | None, int]:
-    """Take one reply from today's quota; (None, 0) when none is left.
+def lock(user: User, now: dt.datetime | None = None) -> int:
+    """Lock the user's quota and return how many replies are left today.
 
-    Must run inside a transaction: the user's row is locked so two tabs racing
-    for the last reply are serialised (SQLite serialises all writers anyway).
+    Must run inside a transaction: the user's row is locked until it ends, so two tabs
+    racing for the last reply are serialised (SQLite serialises all writers anyway). The
+    limit is re-read with the lock, so staff changes apply at once.
     """
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("quota.reserve() must run inside transaction.atomic()")
-    # The lock row: re-read the limit too, so staff changes apply at once.
-    locked = User.objects.select_for_update().only("id", "daily_ai_limit").get(pk=user.pk)
-    left = daily_limit(locked) - used_today(user.pk, now)
+        raise RuntimeError("quota.lock() must run inside transaction.atomic()")
+    # Two statements on purpose: in PostgreSQL a count inside the locking statement would
+    # read the snapshot taken before the lock was granted, and two tabs would both win
+    # (tests/unit/test_quota.py races them). The lock is written out: building the locking
+    # queryset took longer than running it, on the send path before the model is asked.
+    connection = connections[User.objects.db]
+    quote = connection.ops.quote_name
+    lock_row = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {quote('daily_ai_limit')} FROM {quote(User._meta.db_table)} "
+            f"WHERE {quote('id')} = %s{lock_row}",
+            [user.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise User.DoesNotExist(user.pk)
+    limit, used = row[0], used_today(user.pk, now)  # counted after the lock was granted
+    return (settings.AI_DAILY_LIMIT if limit is None else limit) - used
+
+
+def record(
+    user: User, *, message: Message | None = None, now: dt.datetime | None = None
+) -> AIUsage:
+    """Count one reply started today (after `lock` said one is left), for `message`."""
+    return AIUsage.objects.create(user_id=user.pk, day=quota_day(now), message=message)
+
+
+def reserve(user: User, now: dt.datetime | None = None) -> tuple[AIUsage | None, int]:
+    """Take one reply from today's quota; (None, 0) when none is left (inside a transaction)."""
+    left = lock(user, now)
     if left <= 0:
         return None, 0
-    usage = AIUsage.objects.create(user_id=user.pk, day=quota_day(now))
-    return usage, left - 1
+    return record(user, now=now), left - 1
 
 
 def settle(usage_id: int, outcome: str, *, refund: bool) -> None:

@@ -8,6 +8,7 @@ was written; frames leave through `chat.events` only after the transaction commi
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from chat import frames
 from chat.coach import feedback, quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
-from chat.conversations import message_create
+from chat.conversations import message_create, next_seqs, store_html
 from chat.models import Conversation, Message
 
 
@@ -63,6 +64,9 @@ def _branch_from(conversation: Conversation, parent_id: Any) -> tuple[Message, l
     path = Message.objects.filter(conversation=conversation, is_shown=True, seq__gte=answer.seq)
     hidden = [str(pk) for pk in path.values_list("pk", flat=True)]
     path.update(is_shown=False)
+    # The hidden path is kept on its answer, to show it again (chat.practice.services).
+    answer.metadata = {**answer.metadata, "path": hidden}
+    answer.save(update_fields=["metadata"])
     return root, hidden
 
 
@@ -109,23 +113,23 @@ def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
     return before, float(seconds) if isinstance(seconds, int | float) else None
 
 
-def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, ReplyRequest]:
-    variant, seconds = _answer_replied(conversation)
-    request = build_request(conversation, variant=variant, duration_seconds=seconds)
-    reply = message_create(
+def _open_reply(
+    exchange: Exchange, user: User, conversation: Conversation, *, left: int, seq: int
+) -> None:
+    """The empty streaming reply, and its row in the quota ledger (inside the transaction)."""
+    exchange.reply = message_create(
         conversation=conversation,
         author=None,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         content="",
         metadata={"requested_at": timezone.now().isoformat()},
+        seq=seq,
     )
-    usage.message = reply
-    usage.save(update_fields=["message"])
-    return reply, request
+    exchange.usage_id = quota.record(user, message=exchange.reply).pk
+    exchange.remaining = left - 1
 
 
-@transaction.atomic
 def exchange_start(
     *,
     user: User,
@@ -141,38 +145,51 @@ def exchange_start(
     With no quota left, a practice answer is still stored with its analysis (it costs
     nothing) and no reply opens; in a room the message is posted and only the coach's
     answer is refused. `require_ai` elsewhere raises QuotaExhaustedError and stores nothing.
+    `parent_id` (answer again, edit and resend) makes the answer a version of that one;
+    `metadata` is the answer's, e.g. {"speech": {"duration_seconds": 12.5}} when dictated.
+
+    Only what must precede the model request is written, in as few statements as the
+    database allows (lock and count, both sequence numbers, two inserts, the ledger row,
+    the analysis); the history the model sees is read after the commit, without the locks.
     """
     exchange = Exchange(limit=quota.daily_limit(user))
-    usage = None
-    if ask_ai:
-        usage, exchange.remaining = quota.reserve(user)
-        if usage is None:
+    practice = conversation.kind == Conversation.Kind.PRACTICE
+    with transaction.atomic():
+        left = quota.lock(user) if ask_ai else 0
+        answer = ask_ai and left > 0
+        if ask_ai and not answer:
             # A practice answer is still stored with its analysis: that costs nothing.
-            if require_ai and conversation.kind != Conversation.Kind.PRACTICE:
+            if require_ai and not practice:
                 raise QuotaExhaustedError
             exchange.quota_refused = True
-    root = None
-    if parent_id is not None:
-        if conversation.kind != Conversation.Kind.PRACTICE:
-            raise NoSuchAnswerError
-        root, exchange.deleted_ids = _branch_from(conversation, parent_id)
-    # `metadata` of the answer, e.g. {"speech": {"duration_seconds": 12.5}} when dictated:
-    # stored before its analysis, which reads the duration for words per minute.
-    exchange.user_message = message_create(
-        conversation=conversation, author=user, content=text, metadata=metadata or {}
-    )
-    if root is not None:
-        exchange.user_message.parent = root
-        exchange.user_message.save(update_fields=["parent"])
-        # Its frame renders in the reply task (async): read its versions here, in this hop.
-        exchange.user_message.version_ids = frames.version_ids(exchange.user_message)  # type: ignore[attr-defined]
-    if conversation.kind == Conversation.Kind.PRACTICE:
-        exchange.feedback_id = feedback.feedback_record(
-            message=exchange.user_message, conversation=conversation
-        ).pk
-    if usage is not None:
-        exchange.reply, exchange.request = _start_reply(conversation, usage)
-        exchange.usage_id = usage.pk
+        root = None
+        if parent_id is not None:
+            if not practice:
+                raise NoSuchAnswerError
+            root, exchange.deleted_ids = _branch_from(conversation, parent_id)
+        seqs = next_seqs(conversation.pk, 2 if answer else 1)
+        # The reply about to open is this answer's first (Regenerate counts the next ones).
+        stored = {**(metadata or {}), **({"coach_replies": 1} if answer else {})}
+        exchange.user_message = message_create(
+            conversation=conversation, author=user, content=text, seq=seqs[0], metadata=stored
+        )
+        if root is not None:
+            exchange.user_message.parent = root
+            exchange.user_message.save(update_fields=["parent"])
+            # Its frame renders in the reply task (async): read its versions in this hop.
+            exchange.user_message.version_ids = frames.version_ids(  # type: ignore[attr-defined]
+                exchange.user_message
+            )
+        if practice:
+            exchange.feedback_id = feedback.feedback_record(
+                message=exchange.user_message, conversation=conversation
+            ).pk
+        if answer:
+            _open_reply(exchange, user, conversation, left=left, seq=seqs[1])
+    if exchange.reply is not None:
+        exchange.request = build_request(
+            conversation, duration_seconds=feedback.spoken_seconds(exchange.user_message)
+        )
     return exchange
 
 
@@ -192,23 +209,20 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         or last.metadata.get("opening")
     ):
         raise NothingToRegenerateError
-    usage, remaining = quota.reserve(user)
-    if usage is None:
+    left = quota.lock(user)
+    if left <= 0:
         raise QuotaExhaustedError
     # Error notices about the replaced reply go with it.
     stale = list(
-        Message.objects.filter(conversation=conversation, seq__gte=last.seq).values_list(
-            "pk", flat=True
-        )
+        Message.objects.filter(
+            conversation=conversation, is_shown=True, seq__gte=last.seq
+        ).values_list("pk", flat=True)
     )
     Message.objects.filter(pk__in=stale).delete()
-    exchange = Exchange(
-        remaining=remaining,
-        limit=quota.daily_limit(user),
-        deleted_ids=[str(pk) for pk in stale],
-    )
-    exchange.reply, exchange.request = _start_reply(conversation, usage)
-    exchange.usage_id = usage.pk
+    exchange = Exchange(limit=quota.daily_limit(user), deleted_ids=[str(pk) for pk in stale])
+    _open_reply(exchange, user, conversation, left=left, seq=next_seqs(conversation.pk)[0])
+    variant, seconds = _answer_replied(conversation)
+    exchange.request = build_request(conversation, variant=variant, duration_seconds=seconds)
     pending = feedback.pending_for(conversation)
     exchange.feedback_id = pending.pk if pending is not None else None
     return exchange
@@ -240,7 +254,8 @@ def reply_finish(
     message.content = content
     message.status = status
     message.metadata = {**message.metadata, **metadata}
-    message.save(update_fields=["content", "status", "metadata"])
+    store_html(message)  # rendered once here, not by every page that shows it
+    message.save(update_fields=["content", "status", "metadata", "html", "html_version"])
     error = None
     if error_text:
         error = message_create(
@@ -274,7 +289,7 @@ def recover_interrupted(
     `recover_replies` command.
     """
     stale_after = reply_stale_after() if older_than_seconds is None else older_than_seconds
-    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
+    cutoff = timezone.now() - dt.timedelta(seconds=stale_after)
     stale = Message.objects.filter(status=Message.Status.STREAMING, updated_at__lt=cutoff)
     if conversation_id is not None:
         stale = stale.filter(conversation_id=conversation_id)

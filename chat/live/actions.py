@@ -7,7 +7,7 @@ Every subject's `actions.py` is imported here, which registers its actions (see
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from channels.db import database_sync_to_async
 from django.utils.translation import gettext as _
@@ -62,8 +62,9 @@ async def send_replaced(page: LivePage, messages: list[Message]) -> None:
 
 
 @action("resync", kinds=ALL_KINDS)
-async def on_resync(page: LivePage, payload: dict[str, Any]) -> None:
+async def on_resync(any_page: Page, payload: dict[str, Any]) -> None:
     """The page (re)connected and says what it has: send everything it missed."""
+    page = cast(LivePage, any_page)  # registered for the socket itself: the consumer
     last = delivery.parse_last_seq(payload.get("last_seq", 0))
     if last is None:
         await page.send_notice(_("Bad resync request."))
@@ -87,8 +88,9 @@ async def on_resync(page: LivePage, payload: dict[str, Any]) -> None:
 
 
 @action("heartbeat", kinds=ALL_KINDS)
-async def on_heartbeat(page: LivePage, payload: dict[str, Any]) -> None:
+async def on_heartbeat(any_page: Page, payload: dict[str, Any]) -> None:
     """The page is still there; heal its group memberships and end orphaned replies."""
+    page = cast(LivePage, any_page)  # registered for the socket itself: the consumer
     # A layer drops a channel from its groups when its queue holds expired messages (a
     # stalled process): joining again (idempotent) heals that within one heartbeat.
     await page.join_groups()

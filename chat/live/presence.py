@@ -12,6 +12,7 @@ database then. Changes during the window ride on that flush (trailing edge).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -49,7 +50,7 @@ __all__ = [
 
 def connection_open(user: User, conversation: Conversation, channel_name: str) -> bool:
     """Record an open socket; False when the user already has too many."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     open_now = Connection.objects.filter(user=user, last_seen__gte=cutoff).count()
     if open_now >= settings.MAX_SOCKETS_PER_USER:
         return False
@@ -85,7 +86,7 @@ def presence_changed(conversation_id: Any, *, now: float | None = None) -> float
     last = cache.get(_presence_key("flushed", conversation_id))
     if last is None:
         return 0.0
-    return min(interval, max(0.0, last + interval - now))
+    return min(interval, max(0.0, float(last) + interval - now))
 
 
 def presence_flush(

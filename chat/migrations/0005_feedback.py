@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0003_message_updated_at"),
+        ("chat", "0008_message_html"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django import forms
 from chat.models import Conversation
 
 
-class RenameForm(forms.ModelForm):  # type: ignore[type-arg]  # generic only in the stubs
+class RenameForm(forms.ModelForm[Conversation]):
     """A practice conversation's new title."""
 
     class Meta:

@@ -266,20 +266,20 @@ def progress(user: User, *, today: dt.date | None = None) -> Progress:
                 sum(1 for p in cards.PARTS if ((f.analysis or {}).get("star") or {}).get(p))
                 for f in behavioural
             ]
-            value = round(100 * sum(parts) / (4 * len(parts)))
-            star.points.append((day, value))
-            cells[0] = f"{value}%"
+            complete = round(100 * sum(parts) / (4 * len(parts)))
+            star.points.append((day, float(complete)))
+            cells[0] = f"{complete}%"
         words = sum(int((f.analysis or {}).get("words") or 0) for f in items)
         if words:
             count = sum(len((f.analysis or {}).get("fillers") or []) for f in items)
-            value = round(100 * count / words, 1)
-            fillers.points.append((day, value))
-            cells[1] = f"{value:g}"
+            per_100 = round(100 * count / words, 1)
+            fillers.points.append((day, per_100))
+            cells[1] = f"{per_100:g}"
         scored = [f for f in items if cards.rubric_rows(f.rubric or {})]
         if scored:
-            value = round(sum(_score(f) for f in scored) / len(scored), 1)
-            rubric.points.append((day, value))
-            cells[2] = f"{value:g}/5"
+            average = round(sum(_score(f) for f in scored) / len(scored), 1)
+            rubric.points.append((day, average))
+            cells[2] = f"{average:g}/5"
         rows.append((day, cells))
     fillers.top = max([fillers.top, *(v for _d, v in fillers.points)])
     series = [s for s in (star, fillers, rubric) if s.points]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -76,25 +78,31 @@ def versions_of(message: Message) -> list[Message]:
 
 
 @transaction.atomic
-def version_show(*, conversation: Conversation, message_id: object) -> Message:
-    """Show one version of an answer and the path that followed it; hide the other versions'.
+def version_show(*, conversation: Conversation, message_id: UUID) -> Message:
+    """Show one version of an answer and the path that followed it; hide the shown one's.
 
-    Each version's path runs from it to the next version (by sequence), the last one's to
-    the end: the conversation on screen is always one path through the versions.
+    A version hidden by "answer again" (or by this switch) keeps the ids of its path in
+    `metadata["path"]`: switching hides the shown version's path (remembering it) and
+    shows the chosen one's, so the conversation on screen is always one path.
     """
-    message = Message.objects.filter(
-        pk=message_id, conversation=conversation, role=Message.Role.USER
-    ).first()
+    message = (
+        Message.objects.select_for_update()
+        .filter(pk=message_id, conversation=conversation, role=Message.Role.USER)
+        .first()
+    )
     if message is None:
         raise NoSuchVersionError
     versions = versions_of(message)
     if len(versions) < 2:
         raise NoSuchVersionError
-    index = next(i for i, v in enumerate(versions) if v.pk == message.pk)
-    later = Message.objects.filter(conversation=conversation, seq__gte=versions[0].seq)
-    later.update(is_shown=False)
-    segment = later.filter(seq__gte=message.seq)
-    if index + 1 < len(versions):
-        segment = segment.filter(seq__lt=versions[index + 1].seq)
-    segment.update(is_shown=True)
+    if message.is_shown:
+        return message
+    shown = next((v for v in versions if v.is_shown), None)
+    if shown is not None:
+        path = Message.objects.filter(conversation=conversation, is_shown=True, seq__gte=shown.seq)
+        ids = [str(pk) for pk in path.values_list("pk", flat=True)]
+        path.update(is_shown=False)
+        Message.objects.filter(pk=shown.pk).update(metadata={**shown.metadata, "path": ids})
+    wanted = message.metadata.get("path") or [str(message.pk)]
+    Message.objects.filter(conversation=conversation, pk__in=wanted).update(is_shown=True)
     return message

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.http import HtmxHttpRequest
+from accounts.http import HtmxHttpRequest, HtmxRequest
 from chat import cards, conversations
 from chat.coach import quota
 from chat.models import Conversation, Message, Persona
@@ -17,7 +19,7 @@ from chat.practice.forms import RenameForm
 
 
 @require_GET
-def home(request: HtmxHttpRequest) -> HttpResponse:
+def home(request: HtmxRequest) -> HttpResponse:
     """Signed out: what Practalk is. Signed in: your conversations."""
     if not request.user.is_authenticated:
         return render(request, "chat/landing.html")
@@ -42,7 +44,7 @@ def new_conversation(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "chat/practice/new.html", {"personas": selectors.active_personas()})
 
 
-def _own_practice(request: HtmxHttpRequest, conversation_id: object) -> Conversation:
+def _own_practice(request: HtmxHttpRequest, conversation_id: UUID) -> Conversation:
     """The learner's own practice conversation; anything else is a 404 (rooms included)."""
     conversation = conversations.conversation_for(request.user, conversation_id)
     if conversation is None or conversation.is_room:
@@ -52,7 +54,7 @@ def _own_practice(request: HtmxHttpRequest, conversation_id: object) -> Conversa
 
 @login_required
 @require_GET
-def conversation(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+def conversation(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     """A conversation page; its socket streams the coach's replies."""
     found = conversations.conversation_for(request.user, conversation_id)
     if found is None:
@@ -71,7 +73,7 @@ def conversation(request: HtmxHttpRequest, conversation_id: object) -> HttpRespo
 
 @login_required
 @require_GET
-def older_messages(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+def older_messages(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     """The page of messages before `before` (htmx "load older"), for practice and rooms."""
     try:
         found = conversations.conversation_for(request.user, conversation_id, require_member=True)
@@ -97,7 +99,7 @@ def older_messages(request: HtmxHttpRequest, conversation_id: object) -> HttpRes
 
 @login_required
 @require_POST
-def rename(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+def rename(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     """Rename a practice conversation."""
     conv = _own_practice(request, conversation_id)
     form = RenameForm(request.POST, instance=conv)
@@ -111,7 +113,7 @@ def rename(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def delete(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+def delete(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     """Delete a practice conversation, after confirmation."""
     conv = _own_practice(request, conversation_id)
     if request.method == "POST":
@@ -122,7 +124,7 @@ def delete(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
 
 @login_required
 @require_GET
-def export(request: HtmxHttpRequest, conversation_id: object, fmt: str) -> HttpResponse:
+def export(request: HtmxHttpRequest, conversation_id: UUID, fmt: str) -> HttpResponse:
     """Download a conversation as Markdown or JSON (practice, or a room one belongs to)."""
     try:
         conv = conversations.conversation_for(request.user, conversation_id, require_member=True)
@@ -145,7 +147,7 @@ def export(request: HtmxHttpRequest, conversation_id: object, fmt: str) -> HttpR
 
 @login_required
 @require_POST
-def finish(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+def finish(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     """Finish practice: end the session and open its report."""
     conv = _own_practice(request, conversation_id)
     services.practice_finish(conversation=conv)
@@ -154,7 +156,7 @@ def finish(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
 
 @login_required
 @require_GET
-def report(request: HtmxHttpRequest, conversation_id: object) -> HttpResponse:
+def report(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
     """A session's report: each answer with its findings and scores, then three priorities."""
     conv = _own_practice(request, conversation_id)
     return render(request, "chat/practice/report.html", {"report": progress.session_report(conv)})
@@ -167,7 +169,7 @@ def progress_page(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "chat/practice/progress.html", {"p": progress.progress(request.user)})
 
 
-def _answer(conv: Conversation, message_id: object) -> Message:
+def _answer(conv: Conversation, message_id: UUID) -> Message:
     found = Message.objects.filter(pk=message_id, conversation=conv, role=Message.Role.USER)
     message = found.select_related("feedback").first()
     if message is None:
@@ -177,9 +179,7 @@ def _answer(conv: Conversation, message_id: object) -> Message:
 
 @login_required
 @require_POST
-def show_version(
-    request: HtmxHttpRequest, conversation_id: object, message_id: object
-) -> HttpResponse:
+def show_version(request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     """Switch the conversation to one version of an answer (and the path after it)."""
     conv = _own_practice(request, conversation_id)
     try:
@@ -196,7 +196,7 @@ def show_version(
 
 @login_required
 @require_GET
-def compare(request: HtmxHttpRequest, conversation_id: object, message_id: object) -> HttpResponse:
+def compare(request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
     """An answer's versions side by side, each with its findings and scores."""
     conv = _own_practice(request, conversation_id)
     versions = services.versions_of(_answer(conv, message_id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, Greatest
@@ -17,7 +19,7 @@ def rooms_for(user: User) -> QuerySet[Conversation]:
     """Public rooms and the user's rooms: member count, membership and unread count, one query."""
     mine = Membership.objects.filter(conversation_id=OuterRef("pk"), user=user)
     read = Subquery(mine.values("last_read_seq")[:1])
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
     open_now = Connection.objects.filter(
         conversation_id=OuterRef("pk"), user=user, last_seen__gte=cutoff
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -20,7 +22,7 @@ from chat.rooms import services as rooms
 from chat.rooms.forms import RoomForm
 
 
-def _room(request: HttpRequest, conversation_id: object) -> Conversation:
+def _room(request: HttpRequest, conversation_id: UUID) -> Conversation:
     """A room the person may look at; a private room they are not in is a 404, like no room."""
     room = conversations.conversation_for(request.user, conversation_id)
     if room is None or not room.is_room:
@@ -28,7 +30,7 @@ def _room(request: HttpRequest, conversation_id: object) -> Conversation:
     return room
 
 
-def _owned_room(request: HttpRequest, conversation_id: object) -> Conversation:
+def _owned_room(request: HttpRequest, conversation_id: UUID) -> Conversation:
     room = _room(request, conversation_id)
     if room.owner_id != request.user.pk:
         raise Http404
@@ -68,7 +70,7 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
+def room(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """A room: live for members, a read-only preview with a Join button for others."""
     room = _room(request, conversation_id)
     membership = selectors.membership_of(request.user, room)
@@ -102,7 +104,7 @@ def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
 
 @login_required
 @require_POST
-def room_join(request: HttpRequest, conversation_id: object) -> HttpResponse:
+def room_join(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """Join a public room (private rooms are joined through their invite link)."""
     room = _room(request, conversation_id)
     rooms.room_join(user=request.user, room=room)
@@ -130,7 +132,7 @@ def room_invite(request: HttpRequest, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def room_leave(request: HttpRequest, conversation_id: object) -> HttpResponse:
+def room_leave(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """Leave a room; its open pages close."""
     room = _room(request, conversation_id)
     try:
@@ -145,7 +147,7 @@ def room_leave(request: HttpRequest, conversation_id: object) -> HttpResponse:
 
 @login_required
 @require_POST
-def room_rename(request: HttpRequest, conversation_id: object) -> HttpResponse:
+def room_rename(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """The owner renames the room or changes its topic."""
     room = _owned_room(request, conversation_id)
     form = RoomForm(request.POST)
@@ -160,7 +162,7 @@ def room_rename(request: HttpRequest, conversation_id: object) -> HttpResponse:
 
 @login_required
 @require_POST
-def room_invite_regenerate(request: HttpRequest, conversation_id: object) -> HttpResponse:
+def room_invite_regenerate(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """The owner replaces the invite link; the old one stops working."""
     room = _owned_room(request, conversation_id)
     rooms.room_regenerate_invite(room=room)
@@ -170,7 +172,7 @@ def room_invite_regenerate(request: HttpRequest, conversation_id: object) -> Htt
 
 @login_required
 @require_POST
-def room_remove_member(request: HttpRequest, conversation_id: object, user_id: int) -> HttpResponse:
+def room_remove_member(request: HttpRequest, conversation_id: UUID, user_id: int) -> HttpResponse:
     """The owner removes a member; their open pages close."""
     room = _owned_room(request, conversation_id)
     rooms.room_remove_member(room=room, user_id=user_id)
@@ -179,7 +181,7 @@ def room_remove_member(request: HttpRequest, conversation_id: object, user_id: i
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def room_delete(request: HttpRequest, conversation_id: object) -> HttpResponse:
+def room_delete(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """The owner deletes the room, after confirmation."""
     room = _owned_room(request, conversation_id)
     if request.method == "POST":

@@ -42,10 +42,15 @@ def signup(page: Page, base_url: str, nickname: str = "") -> str:
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name="Sign Up").click()
-    page.fill("input[name=code]", mailed_code(email))
-    page.get_by_role("button", name="Confirm").click()
+    confirm_email(page, email)
     expect(page.get_by_test_id("nav-user")).to_be_visible()
     return email
+
+
+def confirm_email(page: Page, email: str) -> None:
+    """Type the code mailed to `email` into the confirmation page, in any language."""
+    page.fill("input[name=code]", mailed_code(email))
+    page.locator("form:has(input[name=code]) button[type=submit]").first.click()
 
 
 def start_practice(page: Page, base_url: str, slug: str = "interview-behavioural") -> str:

@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.helpers import PASSWORD, last_reply, send, start_practice, wait_socket
+from tests.e2e.helpers import (
+    PASSWORD,
+    confirm_email,
+    last_reply,
+    send,
+    start_practice,
+    wait_socket,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -55,11 +62,14 @@ def test_sign_up_and_practise_in_korean(open_page: Callable[[str], Page], server
     expect(page.get_by_test_id("hero-signup")).to_have_text("무료로 가입하기")
 
     page.goto(server.url + "/accounts/signup/")
-    page.fill("input[name=email]", new_email())
+    email = new_email()
+    page.fill("input[name=email]", email)
     page.fill("input[name=nickname]", "김민지")
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name="회원가입").click()
+    expect_language(page, "ko")  # the code page too
+    confirm_email(page, email)
     expect(page.get_by_test_id("nav-user")).to_have_text("김민지")
     expect(page.get_by_test_id("new-conversation")).to_have_text("새 대화")
     expect(page.get_by_role("navigation", name="주 메뉴")).to_be_visible()
@@ -123,6 +133,7 @@ def test_language_is_remembered_after_logging_in_again(
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name="Sign Up").click()
+    confirm_email(page, email)
     expect(page.get_by_test_id("nav-user")).to_have_text("Mina")
 
     switch_language(page, "한국어", "Change language")

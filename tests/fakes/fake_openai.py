@@ -169,6 +169,7 @@ class RequestRecord:
     first_token_at: float | None = None
     finished_at: float | None = None
     tokens_sent: int = 0
+    token_times: list[float] = field(default_factory=list)  # monotonic, when each was written
     completed: bool = False  # whole response written ([DONE] for streams)
     client_disconnected: bool = False
     disconnected_at: float | None = None
@@ -875,9 +876,10 @@ class FakeOpenAIServer:
             piece = event([{"index": 0, "delta": {"content": token}, "finish_reason": None}])
             if not await self._write(conn, piece):
                 return finish(False)
+            written = time.monotonic()
             if index == 0:
-                self._update(record, first_token_at=time.monotonic())
-            self._update(record, tokens_sent=index + 1)
+                self._update(record, first_token_at=written)
+            self._update(record, tokens_sent=index + 1, token_times=[*record.token_times, written])
             if not script.delay:
                 await asyncio.sleep(0)  # let the loop notice a client that went away
         if script.drop_after is not None:

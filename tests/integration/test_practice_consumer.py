@@ -297,7 +297,8 @@ async def test_someone_elses_practice_looks_exactly_like_no_conversation(make_us
 async def test_send_streams_the_reply_token_by_token_then_replaces_it_whole(
     model, learner, conversation
 ):
-    model.script = Script(tokens=30, delay=0.01)
+    # A fast model (2 ms a token, under STREAM_IDLE_GAP): its tokens are batched by time.
+    model.script = Script(tokens=30, delay=0.002)
     page = await Page(learner, conversation.pk).open()
     try:
         await page.say("I led a team of four to ship early.")

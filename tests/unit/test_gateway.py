@@ -434,3 +434,27 @@ async def test_async_middleware_signs_the_request_in(gateway_on):
     assert iscoroutinefunction(middleware)
     assert seen[0].user.email == email
     assert (await seen[0].auser()).email == email
+
+
+@pytest.mark.django_db
+def test_the_gateway_id_mapping_is_stored_in_the_database_not_the_cache():
+    from django.core.cache import cache
+
+    from accounts.models import GatewayAccount
+
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    first = resolve_user(identity_for(email, user_id="gw-lasting"))
+    cache.clear()  # a restarted cache (or Redis flushed) must not forget who owns the account
+
+    assert GatewayAccount.objects.get(gateway_id="gw-lasting").user == first
+    with pytest.raises(GatewayRefused):
+        resolve_user(identity_for(email, user_id="gw-after-the-flush"))
+
+
+@pytest.mark.django_db
+def test_a_gateway_id_keeps_its_account_when_the_gateway_changes_the_email():
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    first = resolve_user(identity_for(email, user_id="gw-moves"))
+    again = resolve_user(identity_for(f"new-{email}", user_id="gw-moves"))
+
+    assert again.pk == first.pk

@@ -233,7 +233,7 @@ def leaks(html: str) -> list[str]:
 
 @pytest.fixture
 def korean_client(compiled_messages: None) -> Client:
-    return Client(HTTP_ACCEPT_LANGUAGE="ko-KR,ko;q=0.9,en;q=0.5")
+    return Client(headers={"accept-language": "ko-KR,ko;q=0.9,en;q=0.5"})
 
 
 @pytest.fixture
@@ -300,7 +300,7 @@ def test_the_leak_check_finds_english_on_english_pages(
     compiled_messages: None, pages: dict[str, Any]
 ) -> None:
     """The check above is not vacuous: the same pages in English are full of catalogue text."""
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client = Client(headers={"accept-language": "en"})
     assert len(leaks(client.get("/").content.decode())) >= 10
     client.force_login(pages["learner"])
     html = client.get(reverse("conversation", args=[pages["practice"].pk])).content.decode()
@@ -348,14 +348,16 @@ def test_socket_frames_in_korean_show_no_english(compiled_messages: None) -> Non
 # --- The language remembered --------------------------------------------------------------
 @pytest.mark.django_db
 def test_browser_language_is_the_default(compiled_messages: None) -> None:
-    assert visible(Client(HTTP_ACCEPT_LANGUAGE="ko").get("/").content.decode())[0] == "ko"
-    assert visible(Client(HTTP_ACCEPT_LANGUAGE="en-US").get("/").content.decode())[0] == "en"
+    assert visible(Client(headers={"accept-language": "ko"}).get("/").content.decode())[0] == "ko"
+    assert (
+        visible(Client(headers={"accept-language": "en-US"}).get("/").content.decode())[0] == "en"
+    )
     assert visible(Client().get("/").content.decode())[0] == settings.LANGUAGE_CODE
 
 
 @pytest.mark.django_db
 def test_switch_remembers_an_anonymous_visitor_by_cookie(compiled_messages: None) -> None:
-    client = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    client = Client(headers={"accept-language": "ko"})
     html = client.get("/").content.decode()
     assert 'data-testid="language-switch"' in html
     assert 'action="/i18n/setlang/"' in html
@@ -371,13 +373,13 @@ def test_switch_saves_a_signed_in_persons_language(
     compiled_messages: None, make_user: Callable[..., Any]
 ) -> None:
     user = make_user()
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client = Client(headers={"accept-language": "en"})
     client.force_login(user)
     client.post("/i18n/setlang/", {"language": "ko", "next": "/"})
     user.refresh_from_db()
     assert user.language == "ko"
     # A new browser, in English, after signing in again: Korean, from the profile.
-    fresh = Client(HTTP_ACCEPT_LANGUAGE="en")
+    fresh = Client(headers={"accept-language": "en"})
     fresh.force_login(user)
     assert visible(fresh.get("/").content.decode())[0] == "ko"
 
@@ -387,7 +389,7 @@ def test_logging_in_switches_to_the_saved_language_at_once(
     compiled_messages: None, make_user: Callable[..., Any]
 ) -> None:
     user = make_user(language="ko")
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client = Client(headers={"accept-language": "en"})
     response = client.post(
         "/accounts/login/", {"login": user.email, "password": PASSWORD}, follow=True
     )
@@ -415,7 +417,7 @@ def test_profile_sets_the_language_and_blank_follows_the_browser(
     compiled_messages: None, make_user: Callable[..., Any]
 ) -> None:
     user = make_user(nickname="Mina")
-    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client = Client(headers={"accept-language": "en"})
     client.force_login(user)
     html = client.get("/profile/").content.decode()
     assert 'name="language"' in html
@@ -440,7 +442,7 @@ def test_saved_language_beats_cookie_and_browser(
     compiled_messages: None, make_user: Callable[..., Any]
 ) -> None:
     user = make_user(language="en")
-    client = Client(HTTP_ACCEPT_LANGUAGE="ko")
+    client = Client(headers={"accept-language": "ko"})
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "ko"
     client.force_login(user)
     assert visible(client.get("/").content.decode())[0] == "en"

@@ -151,3 +151,29 @@ def test_the_flush_interval_is_never_below_ten_ms_except_zero(settings, configur
     # 0 stays: a frame per token, for the bench and tests (gaps are repaired by a snapshot).
     settings.STREAM_FLUSH_INTERVAL = configured
     assert broadcast.flush_interval() == used
+
+
+@pytest.mark.asyncio
+async def test_a_slow_models_tokens_each_leave_at_once(sink):
+    """50 tokens/s: every token is its own frame, sent as it comes (flush by need)."""
+    batcher = TokenBatcher(sink, INTERVAL, idle_gap=0.005)
+    delays = []
+    for token in ["One", " two", " three", " four"]:
+        added = time.monotonic()
+        await batcher.add(token)
+        delays.append(sink.at[-1] - added if sink.at else None)
+        await asyncio.sleep(0.02)
+
+    assert sink.sent == ["One", " two", " three", " four"]
+    assert all(d is not None and d < 0.002 for d in delays)
+
+
+@pytest.mark.asyncio
+async def test_a_burst_is_still_batched_with_flush_by_need(sink):
+    batcher = TokenBatcher(sink, INTERVAL, idle_gap=0.005)
+    for _ in range(100):
+        await batcher.add("x")
+    await sink.until(2)
+
+    assert len(sink.sent) == 2  # the first at once, the rest in one frame
+    assert "".join(sink.sent) == "x" * 100

@@ -8,7 +8,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chat import conversations
@@ -281,8 +282,9 @@ def test_the_stale_threshold_outlasts_every_model_attempt(settings):
     assert replies.reply_stale_after() == 7
 
 
-def test_the_page_and_the_socket_end_an_orphaned_reply(learner, conversation, settings, client):
-
+def test_the_socket_ends_an_orphaned_reply_and_the_page_shows_it(
+    learner, conversation, settings, client
+):
     settings.REPLY_STALE_SECONDS = 1
     exchange = send(learner, conversation)
     replies.reply_checkpoint(exchange.reply.pk, "Half of")
@@ -298,6 +300,25 @@ def test_the_page_and_the_socket_end_an_orphaned_reply(learner, conversation, se
     client.force_login(learner)
     page = client.get(f"/c/{conversation.pk}/").content.decode()
     assert 'data-status="failed"' in page and 'data-status="streaming"' not in page
+
+
+def test_opening_a_page_writes_nothing_even_with_an_orphaned_reply(
+    learner, conversation, settings, client
+):
+    settings.REPLY_STALE_SECONDS = 1
+    exchange = send(learner, conversation)
+    Message.objects.filter(pk=exchange.reply.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=5)
+    )
+    client.force_login(learner)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/c/{conversation.pk}/").status_code == 200
+    writes = [
+        q["sql"] for q in queries if q["sql"].split()[0].upper() in ("INSERT", "UPDATE", "DELETE")
+    ]
+    # A GET only reads; the socket's resync (or manage.py recover_replies) ends the orphan.
+    assert writes == []
+    assert Message.objects.get(pk=exchange.reply.pk).status == Message.Status.STREAMING
 
 
 def test_recover_replies_command_reports_what_it_stored(learner, conversation):
