@@ -143,9 +143,9 @@ symptom histories in `history.py`):
   `<style>` element and scripts into its SVG, which the strict CSP blocks), with the
   same numbers as a table, the best answer per question and days practised in a row.
 - **Versions**: "Answer again" on a shown answer (the same for editing the last one)
-  hides that answer and the path after it and appends the new version (`parent` = the
-  first answer); the switcher shows one path at a time (`is_shown`), the compare page
-  puts the versions side by side with their scores.
+  hides that answer and the path after it (remembered on the answer) and appends the new
+  version (`parent` = the first answer); the switcher shows one path at a time
+  (`is_shown`), the compare page puts the versions side by side with their scores.
 
 ## Limits
 
@@ -159,8 +159,8 @@ symptom histories in `history.py`):
   the held-out mistakes) are the fairer estimate: they show the task part
   and the flags that depend on it (`task`, `measurable_result`) are the weakest, because
   tasks are often implied ("Nobody had time to make one, so I offered to do it").
-- Versions inside versions: switching an answer shows every message from it to its next
-  version, including both versions of a later answer answered again on that path.
+- A switch between versions remembers the path it hides (`metadata["path"]` on the
+  version); messages sent while an older version is shown join that version's path.
 - English only; spelling skips capitalised words (names, places) and words under three
   letters.
 

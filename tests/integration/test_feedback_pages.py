@@ -259,3 +259,19 @@ def test_feedback_and_the_offline_coach_speak_korean_when_the_interface_does(lea
     assert reply.endswith("Can you tell me more about that — what exactly was your part in it?")
     assert "팁:" in small_talk  # ...the questions in English
     assert small_talk.endswith("What is the park like? Describe it for me.")
+
+
+def test_switching_versions_keeps_what_was_said_on_each_path(client, learner, conversation):
+    first = answer(learner, conversation, WEAK)
+    second = again(learner, conversation, first, STRONG).user_message
+    practice_services.version_show(conversation=conversation, message_id=first.pk)
+    later = answer(learner, conversation, "Then I told my manager about it.")
+    assert later.content in shown(conversation) and STRONG not in shown(conversation)
+
+    practice_services.version_show(conversation=conversation, message_id=second.pk)
+    assert STRONG in shown(conversation)
+    assert WEAK not in shown(conversation) and later.content not in shown(conversation)
+
+    practice_services.version_show(conversation=conversation, message_id=first.pk)
+    assert [WEAK, later.content] == [c for c in shown(conversation) if c in (WEAK, later.content)]
+    assert STRONG not in shown(conversation)
