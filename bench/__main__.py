@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--parts analysis,stream,concurrent,fanout,pages,memory,classes]`.
+"""`python -m bench [--quick] [--parts analysis,feedback,decode,stream,...]` (see PARTS).
 
 Runs the real app under daphne against a fake model, measures, checks integrity (what
 clients received equals what the database saved), prints one Markdown table and writes
@@ -26,7 +26,17 @@ QUICK_BUDGET = 55.0
 
 # Fan-out goes last: it takes whatever is left of the time budget. The analysis part is
 # pure Python in this process (no server) and takes a second or two.
-PARTS = ("analysis", "decode", "stream", "concurrent", "pages", "memory", "classes", "fanout")
+PARTS = (
+    "analysis",
+    "feedback",
+    "decode",
+    "stream",
+    "concurrent",
+    "pages",
+    "memory",
+    "classes",
+    "fanout",
+)
 
 
 def _part(name: str) -> Callable[[harness.Ctx], None]:

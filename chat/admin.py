@@ -18,6 +18,7 @@ from chat.models import (
     ClassAnswer,
     ClassSession,
     Conversation,
+    Feedback,
     Hand,
     Membership,
     Message,
@@ -103,6 +104,38 @@ class AIUsageAdmin(admin.ModelAdmin[AIUsage]):
             .order_by("-day", "-counted")[:200]
         )
         return response
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin[Feedback]):
+    """Feedback on answers, read-only: what the analyser and the model said."""
+
+    list_display = ("created_at", "conversation", "status", "question_number", "model")
+    list_filter = ("status", "model")
+    search_fields = ("message__content", "conversation__owner__email")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "message",
+        "conversation",
+        "status",
+        "question",
+        "question_number",
+        "question_total",
+        "analysis",
+        "rubric",
+        "strength",
+        "improvement",
+        "rewrite",
+        "corrections",
+        "language",
+        "model",
+        "metadata",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 admin.site.site_header = _("Practalk staff")

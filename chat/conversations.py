@@ -87,10 +87,10 @@ def online_members(conversation: Conversation) -> list[tuple[int, str]]:
 
 
 def messages_qs(conversation_id: ConversationId) -> QuerySet[Message]:
-    """Messages of a conversation with their authors and coach, oldest first."""
+    """The messages shown (one path through the answers' versions), oldest first."""
     return (
-        Message.objects.filter(conversation_id=conversation_id)
-        .select_related("author", "conversation__persona")
+        Message.objects.filter(conversation_id=conversation_id, is_shown=True)
+        .select_related("author", "conversation__persona", "feedback")
         .order_by("seq")
     )
 

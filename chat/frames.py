@@ -13,16 +13,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from html import escape as escape_html
+from typing import Any
 
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from chat.models import Conversation, Message
+from chat import cards
+from chat.models import Conversation, Feedback, Message
 from chat.rendering import RENDERER_VERSION, render_markdown, render_plain
 
 MESSAGE_TEMPLATE = "chat/partials/message.html"
+FEEDBACK_TEMPLATE = "chat/partials/feedback.html"
 
 
 def _render(template: str, context: dict[str, object]) -> str:
@@ -35,7 +39,19 @@ def coach_name(message: Message) -> str:
     return persona.display_name if persona else ""
 
 
-def message_body(message: Message) -> SafeString:
+def feedback_of(message: Message) -> Feedback | None:
+    """A learner answer's feedback in a practice conversation (None elsewhere)."""
+    if message.role != Message.Role.USER or message.kind != Message.Kind.TEXT:
+        return None
+    if message.conversation_id and message.conversation.kind != Conversation.Kind.PRACTICE:
+        return None  # rooms get no feedback: spare them the query
+    try:
+        return message.feedback
+    except Feedback.DoesNotExist:
+        return None
+
+
+def message_body(message: Message, feedback: Feedback | None = None) -> SafeString:
     """The inside of a message: sanitised Markdown when finished, escaped text otherwise.
 
     A finished coach message uses the HTML stored when it ended, if the current renderer
@@ -45,22 +61,54 @@ def message_body(message: Message) -> SafeString:
         if message.html_version == RENDERER_VERSION and message.html:
             return mark_safe(message.html)  # noqa: S308 - sanitised by render_markdown
         return render_markdown(message.content)
+    if feedback is not None:
+        return cards.highlighted(message.content, (feedback.analysis or {}).get("highlights"))
     return render_plain(message.content)
 
 
 def render_message(message: Message, *, oob: bool = False) -> str:
     """One message as HTML (the page and the socket use the same partial)."""
     plain = message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING
+    feedback = feedback_of(message)
     return render_to_string(
         MESSAGE_TEMPLATE,
         {
             "m": message,
-            "body": message_body(message),
+            "body": message_body(message, feedback),
             "plain": plain,
             "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
             "oob": oob,
+            "card": cards.card_for(feedback, message.content) if feedback else None,
+            "versions": _versions(message) if feedback else [],
         },
     )
+
+
+def _versions(message: Message) -> list[tuple[int, str, bool]]:
+    """(number, message id, is this one) of an answer's versions; [] when it has one."""
+    if not (message.parent_id or message.metadata.get("has_versions")):
+        return []
+    # Read in the sync hop that wrote the version (frames of a reply render in async code).
+    ids = getattr(message, "version_ids", None)
+    if ids is None:
+        ids = version_ids(message)
+    return [(i, str(pk), pk == message.pk) for i, pk in enumerate(ids, 1)]
+
+
+def version_ids(message: Message) -> list[Any]:
+    """The ids of an answer's versions, oldest first (the first answer, then each again)."""
+    root = message.parent_id or message.pk
+    return list(
+        Message.objects.filter(conversation_id=message.conversation_id)
+        .filter(Q(pk=root) | Q(parent_id=root))
+        .order_by("seq")
+        .values_list("pk", flat=True)
+    )
+
+
+def feedback_card(feedback: Feedback, answer: str) -> str:
+    """An answer's feedback card, replaced whole (the model's part arrived, or failed)."""
+    return _render(FEEDBACK_TEMPLATE, {"card": cards.card_for(feedback, answer), "card_oob": True})
 
 
 def append_messages(html: Iterable[str]) -> str:

@@ -131,6 +131,8 @@ class Conversation(models.Model):
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     last_activity_at = models.DateTimeField(_("last activity"), default=timezone.now)
+    # When the learner pressed "Finish practice" (its report is then the session's summary).
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     objects = ConversationQuerySet.as_manager()
 
@@ -232,6 +234,17 @@ class Message(models.Model):
     # fly until `manage.py rerender_messages` stores them anew.
     html = models.TextField(blank=True, editable=False)
     html_version = models.PositiveSmallIntegerField(default=0, editable=False)
+    # Versions of an answer (answer again, edit and resend): the message this one re-answers.
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("version of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="versions",
+    )
+    # False for a version (and the replies under it) that another version replaced on screen.
+    is_shown = models.BooleanField(_("shown"), default=True)
 
     class Meta:
         ordering: ClassVar = ["seq"]
@@ -255,6 +268,48 @@ class Message(models.Model):
     @property
     def dom_id(self) -> str:
         return f"message-{self.pk}"
+
+
+class Feedback(models.Model):
+    """Feedback on one learner answer: the analysis at once, then (with a model) the rubric."""
+
+    class Status(models.TextChoices):
+        ANALYSED = "analysed", _("Analysed")
+        COMPLETE = "complete", _("Complete")
+        FAILED = "failed", _("Failed")
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="feedback"
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.ANALYSED)
+    question = models.TextField(_("question"), blank=True)
+    question_number = models.PositiveSmallIntegerField(_("question number"), null=True, blank=True)
+    question_total = models.PositiveSmallIntegerField(_("questions"), null=True, blank=True)
+    analysis = models.JSONField(_("analysis"), default=dict, blank=True)
+    # {axis: {"score": 1-5, "reason": str}}: structure, relevance, specificity, clarity, language.
+    rubric = models.JSONField(_("rubric"), default=dict, blank=True)
+    strength = models.TextField(_("strength"), blank=True)
+    improvement = models.TextField(_("improvement"), blank=True)
+    rewrite = models.TextField(_("rewritten sentence"), blank=True)
+    corrections = models.JSONField(_("corrections"), default=list, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    model = models.CharField(_("model"), max_length=100, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
+        indexes: ClassVar = [models.Index(fields=["conversation", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message_id}"
+
+    @property
+    def dom_id(self) -> str:
+        return f"feedback-{self.message_id}"
 
 
 class AIUsage(models.Model):

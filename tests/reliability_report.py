@@ -378,6 +378,9 @@ BODY_TAGS = {
     "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a", "hr", "span",
 }  # fmt: skip
 BODY_ATTRS = {"href", "title", "rel", "class"}
+# A learner's answer in practice: its feedback highlights, and nothing else, are marks.
+MARK_KINDS = {"filler", "hedge", "we", "situation", "task", "action", "result"}
+_FEEDBACK_ID = re.compile(r"feedback-([0-9a-f-]{36})$")
 WIDGET_IDS = {"notice", "quota-box", "composer-input", "speech-seconds", "typing", "presence"}
 _MESSAGE_ID = re.compile(r"message-([0-9a-f-]{36})$")
 _BODY_ID = re.compile(r"#message-([0-9a-f-]{36})-body$")
@@ -388,6 +391,10 @@ def body_problems(body: Node, where: str) -> list[str]:
     problems = []
     for node in body.walk():
         if node is body:
+            continue
+        if node.tag == "mark" and set(node.attrs) == {"data-kind"}:
+            if node.attrs["data-kind"] not in MARK_KINDS:
+                problems.append(f"{where}: mark of kind {node.attrs['data-kind']!r}")
             continue
         if node.tag not in BODY_TAGS:
             problems.append(f"{where}: <{node.tag}> in content")
@@ -441,6 +448,7 @@ class Page:
         self.duplicates: list[str] = []
         self.orphans: list[str] = []  # swaps whose target the page does not have
         self.notices: list[str] = []
+        self.cards: dict[str, str] = {}  # feedback card status per answer, as replaced
         self.widgets: dict[str, str] = {}
         self.problems: list[str] = []
         self.frames: list[str] = []
@@ -499,6 +507,8 @@ class Page:
                 self.messages.pop(_MESSAGE_ID.match(el_id).group(1), None)
             elif oob == "true" and _MESSAGE_ID.match(el_id):
                 self._replace(el)
+            elif oob == "true" and _FEEDBACK_ID.match(el_id):
+                self.cards[_FEEDBACK_ID.match(el_id).group(1)] = el.attrs.get("data-status", "")
             elif oob == "true" and el_id in WIDGET_IDS:
                 self.widgets[el_id] = el.text().strip()
                 if el_id == "quota-box":
@@ -520,6 +530,9 @@ class Page:
             if inner is node:
                 continue
             if "hx-swap-oob" in inner.attrs or (inner is not body and "id" in inner.attrs):
+                # The feedback card under an answer: replaced on its own when it fills in.
+                if "hx-swap-oob" not in inner.attrs and _FEEDBACK_ID.match(inner.attrs["id"]):
+                    continue
                 self.problems.append(f"{where}: nested id/oob {inner.attrs}")
         return shown
 

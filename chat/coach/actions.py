@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -11,21 +12,36 @@ from chat.actions import Page
 from chat.coach import sending, tasks
 
 
+def _answer_id(value: object) -> uuid.UUID | None:
+    """The answer a send re-answers (answer again, edit and resend), when it names one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 async def on_send(page: Page, payload: dict[str, Any]) -> None:
     """A message from the page; in practice (or on @coach in a room) the coach answers."""
     text, problem = sending.clean_text(payload.get("message"))
     if problem:
         await page.send_notice(problem)
         return
+    parent_id = _answer_id(payload.get("parent"))
     # One hop to the sync thread for the rate check and the writes (each hop ~1.4 ms).
     seconds = sending.clean_speech_seconds(payload.get("speech_seconds"))
     outcome = await database_sync_to_async(sending.send_message)(
-        page.user, page.conversation, text, seconds
+        page.user, page.conversation, text, seconds, parent_id=parent_id
     )
     if outcome.problem or outcome.exchange is None:
         # The text stays in the box: the composer is not cleared.
         await page.send_notice(outcome.problem)
         return
+    # Answer again: the replaced path leaves the page (it stays stored, as another version).
+    group = events.conv_group(page.conversation.pk)
+    for message_id in outcome.exchange.deleted_ids:
+        await events.publish(group, events.frame(frames.message_deleted(message_id)))
     # The reply task asks the model before anything is rendered, then publishes the exchange.
     await tasks.start_exchange(outcome.exchange, user_id=page.user.pk)
     await page.send_frame(frames.composer(page.conversation))

@@ -14,6 +14,7 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 
+from django.utils import translation
 from django.utils.translation import gettext
 
 from chat.coach.analysis import PARTS, Analysis, analyse
@@ -21,6 +22,9 @@ from chat.coach.history import ELEMENTS
 from chat.coach.text import Span, sentences, words
 
 QUOTE_WORDS = 8
+# The coach's questions are the practice itself: English whatever the interface language;
+# the advice about an answer follows the interface language.
+COACH_LANGUAGE = "en"
 _DANGLING = {
     "a", "an", "the", "of", "and", "to", "in", "on", "at", "from", "by", "with", "as", "for",
     "under", "over", "about", "my", "our", "your", "very", "so", "but", "or", "that", "than",
@@ -229,7 +233,10 @@ def follow_up(answer: str, *, variant: int = 0) -> str:
         return _pick(options, answer, variant) % {"thing": topic.group("noun").lower()}
     place = _PLACE.search(answer)
     if place:
-        phrase = place.group("phrase").lower()
+        tokens = place.group("phrase").lower().split()
+        while len(tokens) > 2 and tokens[-1] in _DANGLING:
+            tokens.pop()  # "the park and" → "the park"
+        phrase = " ".join(tokens)
         options = [
             gettext("What do you like most about %(thing)s?"),
             gettext("How often do you go to %(thing)s?"),
@@ -283,7 +290,8 @@ def _conversation_feedback(analysis: Analysis, variant: int) -> str:
         )
     elif tip := _filler_tip(analysis, variant):
         parts.append("**" + gettext("Tip:") + "** " + tip)
-    parts.append(follow_up(analysis.answer, variant=variant))
+    with translation.override(COACH_LANGUAGE):  # the conversation itself stays English
+        parts.append(follow_up(analysis.answer, variant=variant))
     return " ".join(parts)
 
 
@@ -307,9 +315,11 @@ def _medical_feedback(analysis: Analysis, variant: int) -> str:
         ]
         parts.append(_pick(options, analysis.answer, variant) % {"quote": phrase})
     if analysis.history_missing:
-        parts.append(_history_question(analysis.history_missing[0]))
+        with translation.override(COACH_LANGUAGE):
+            parts.append(_history_question(analysis.history_missing[0]))
     elif not analysis.history.get("location"):
-        parts.append(_history_question("location"))
+        with translation.override(COACH_LANGUAGE):
+            parts.append(_history_question("location"))
     else:
         parts.append(
             gettext(

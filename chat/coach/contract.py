@@ -54,6 +54,11 @@ class ReplyRequest:
     opening_line: str = ""
     model: str = ""  # per-persona override, "" = provider default
     temperature: float | None = None
+    category: str = "general"  # the persona's: interview, conversation, medical, general
+    # How many replies the latest answer already had (Regenerate asks for another wording).
+    variant: int = 0
+    # Seconds the latest answer took to say, when it was dictated (words per minute).
+    duration_seconds: float | None = None
 
 
 class ProviderError(Exception):

@@ -103,7 +103,49 @@ symptom histories in `history.py`):
 - `python manage.py coach_feedback --jsonl < answers.jsonl` analyses one JSON object per
   line (`{"question": ..., "answer": ...}`, optional `category`, `duration_seconds`) and
   writes one result per line; a bad line gets `{"error": ...}`.
-- `make bench` times `analyse()` on a 300-word answer (part `analysis`).
+- `make bench` times `analyse()` on a 300-word answer (part `analysis`) and what the
+  feedback card adds between Send and the card on screen (part `feedback`).
+
+## In the app
+
+- **The offline coach** (`chat/coach/offline.py`) replies with `offline_feedback(...)`
+  then the next question: interview and general coaches quote the answer and give its
+  single most useful improvement; small-talk coaches give one correction and a follow-up
+  about what was said (no bank question, no STAR advice); medical coaches ask what the
+  history lacks, else the next bank question the learner has not already answered.
+  Regenerate gives another wording: each answer counts its replies
+  (`metadata["coach_replies"]`), and the count is the `variant`.
+- **Storage**: one `chat.Feedback` per learner answer in a practice conversation
+  (`chat/coach/feedback.py`): the analysis JSON at once (status `analysed`), then with a
+  model the rubric (structure, relevance, specificity, clarity, language: score 1-5 and
+  a reason), one strength, one improvement with a rewritten sentence and, for small
+  talk, corrections (`complete`), or `failed` when the model gave no valid rubric.
+  A dictated answer's `metadata["speech"]["duration_seconds"]` gives words per minute.
+- **The card** (`templates/chat/partials/feedback.html`, data from `chat/cards.py`)
+  rides in the answer's own frame; the answer's text is re-rendered from its stored
+  analysis with `<mark data-kind=...>` around fillers, hedges, "we" sentences and the STAR
+  parts (shown on demand by a checkbox, CSS only), every piece escaped. A `<details>`
+  list gives the same findings as text. With no AI replies left the answer is still
+  stored with its card: the analysis costs nothing.
+- **The model's part** (`chat/coach/rubric.py`): after the coach's reply completes, one
+  non-streamed request with `response_format` JSON schema (a server that answers 400 is
+  asked for JSON in plain text), validated with pydantic (strict integers 1-5, every key
+  present), asked once more after broken JSON, missing fields, wrong types, out-of-range
+  scores or a refusal, then given up with a notice on the card. It runs inside the
+  reply's task and uses the reply's quota unit: one answer is one unit, never two; a
+  failed (refunded) or stopped reply asks for no rubric. The card is replaced whole over
+  the socket (`hx-swap-oob`), saved, shown after reload and in both exports.
+- **Report and progress** (`chat/practice/progress.py`): "Finish practice" stores
+  `finished_at` and opens the report (each answer, its card, three priorities: the
+  most frequent problems, the lowest rubric axis, then general advice), with
+  `static/css/print.css`. `/progress/` draws STAR completeness, fillers per 100 words and
+  the rubric average per day as one inline SVG drawn by its template (pygal writes a
+  `<style>` element and scripts into its SVG, which the strict CSP blocks), with the
+  same numbers as a table, the best answer per question and days practised in a row.
+- **Versions**: "Answer again" on a shown answer (the same for editing the last one)
+  hides that answer and the path after it (remembered on the answer) and appends the new
+  version (`parent` = the first answer); the switcher shows one path at a time
+  (`is_shown`), the compare page puts the versions side by side with their scores.
 
 ## Limits
 
@@ -117,6 +159,8 @@ symptom histories in `history.py`):
   the held-out mistakes) are the fairer estimate: they show the task part
   and the flags that depend on it (`task`, `measurable_result`) are the weakest, because
   tasks are often implied ("Nobody had time to make one, so I offered to do it").
+- A switch between versions remembers the path it hides (`metadata["path"]` on the
+  version); messages sent while an older version is shown join that version's path.
 - English only; spelling skips capitalised words (names, places) and words under three
   letters.
 

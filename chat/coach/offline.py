@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import zlib
 
+from django.utils import translation
 from django.utils.translation import gettext
 
-from chat.coach.contract import ProviderConfig, ReplyRequest, ReplyStream
+from chat.coach.analysis import analyse
+from chat.coach.coaching import COACH_LANGUAGE, offline_feedback, unanswered_questions
+from chat.coach.contract import ProviderConfig, ReplyRequest, ReplyStream, Turn
 from chat.coach.prompts import estimate_tokens, split_words
 
 
@@ -36,6 +37,9 @@ class _OfflineReplyStream(ReplyStream):
         return token
 
 
+CATEGORIES = ("interview", "conversation", "medical", "general")
+
+
 def _generic_questions() -> list[str]:
     return [
         gettext("Can you tell me more about that — what exactly was your part in it?"),
@@ -46,73 +50,73 @@ def _generic_questions() -> list[str]:
     ]
 
 
-# A result "with a number" may spell it out: "a team of four", "twice as fast", "half the cost".
-_SPELLED_NUMBER = re.compile(
-    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-    r"forty|fifty|hundred|thousand|million|dozen|half|double|twice|triple|percent)\b",
-    re.IGNORECASE,
-)
+def _asked(history: list[Turn], question: str) -> bool:
+    return any(t.role == "assistant" and question in t.content for t in history)
 
 
-def _has_number(text: str) -> bool:
-    return any(ch.isdigit() for ch in text) or _SPELLED_NUMBER.search(text) is not None
+def _next_question(request: ReplyRequest) -> str:
+    """The bank's next question (medical: the next one the learner has not answered yet).
+
+    In English whatever the interface language: the questions are the practice.
+    """
+    with translation.override(COACH_LANGUAGE):
+        return _question_for(request)
 
 
-def _acknowledge(answer: str) -> str:
-    """A short, deterministic reaction to the learner's last answer."""
-    text = answer.strip()
-    words = len(text.split())
-    if text.endswith("?"):
-        return gettext("Good question. In a real interview, keep questions like that for the end.")
-    if words < 15:
-        return gettext(
-            "Thanks. That answer was quite short — try adding a concrete example, "
-            "for instance with the STAR structure (Situation, Task, Action, Result)."
-        )
-    if words > 250:
-        return gettext(
-            "Thanks, that was thorough. In a real interview, aim to keep an answer "
-            "to about two minutes."
-        )
-    acknowledgements = [
-        gettext("Thank you, that's a clear answer."),
-        gettext("Good, that gives me a picture of how you work."),
-        gettext("Thanks for walking me through that."),
-        gettext("That's helpful context, thank you."),
-    ]
-    reply = acknowledgements[zlib.crc32(text.encode()) % len(acknowledgements)]
-    if not _has_number(text):
-        reply += " " + gettext("If you can, put a number on the result: it makes it memorable.")
-    return reply
-
-
-def offline_reply(request: ReplyRequest) -> str:
-    """The offline interviewer's full reply text for a request."""
+def _question_for(request: ReplyRequest) -> str:
     history = request.history
     bank = [q for q in request.question_bank if q.strip()]
     assistant_turns = sum(1 for t in history if t.role == "assistant")
     # The opening line is the first assistant turn; questions start after it.
     index = max(0, assistant_turns - (1 if request.opening_line else 0))
+    if request.category == "medical" and bank:
+        answers = [t.content for t in history if t.role == "user"]
+        fresh = [q for q in unanswered_questions(bank, answers) if not _asked(history, q)]
+        if fresh:
+            return fresh[0]
     questions = bank or _generic_questions()
     question = questions[index % len(questions)]
-
-    if not history:
-        if request.opening_line:
-            return request.opening_line
-        return gettext("Hello! Let's practise. %(question)s") % {"question": question}
-
-    parts = []
-    if history[-1].role == "user":
-        parts.append(_acknowledge(history[-1].content))
     if bank and index >= len(bank) and index % len(bank) == 0:
-        parts.append(
+        return (
             gettext(
                 "We have been through all my questions — let's go round again "
                 "so you can polish your answers."
             )
+            + " "
+            + question
         )
-    parts.append(question)
-    return " ".join(parts)
+    return question
+
+
+def offline_reply(request: ReplyRequest) -> str:
+    """The offline coach's full reply: feedback on the latest answer, then the next question.
+
+    Interview and general coaches acknowledge a phrase of the answer, give its most useful
+    improvement and ask the bank's next question; conversation coaches give at most one
+    correction and a follow-up about what was said instead; medical coaches ask what the
+    history still lacks, else the next question not answered already. `request.variant`
+    (how many replies this answer had) picks another wording on Regenerate.
+    """
+    history = request.history
+    if not history:
+        if request.opening_line:
+            return request.opening_line
+        with translation.override(COACH_LANGUAGE):
+            return gettext("Hello! Let's practise. %(question)s") % {
+                "question": _next_question(request)
+            }
+    if history[-1].role != "user":
+        return _next_question(request)
+    answer = history[-1].content
+    asked = next((t.content for t in reversed(history[:-1]) if t.role == "assistant"), None)
+    category = request.category if request.category in CATEGORIES else "general"
+    analysis = analyse(answer, asked, category=category, duration_seconds=request.duration_seconds)
+    feedback = offline_feedback(answer, asked, category, variant=request.variant, analysis=analysis)
+    if category == "conversation":
+        return feedback  # it ends on a follow-up about what the learner said
+    if category == "medical" and analysis.history_missing:
+        return feedback  # it ends on the part of the history still missing
+    return f"{feedback} {_next_question(request)}"
 
 
 class OfflineProvider:

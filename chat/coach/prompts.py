@@ -75,17 +75,26 @@ def language_instruction(language: str) -> str:
     )
 
 
-def build_request(conversation: Conversation, language: str = "") -> ReplyRequest:
+def build_request(
+    conversation: Conversation,
+    language: str = "",
+    *,
+    variant: int = 0,
+    duration_seconds: float | None = None,
+) -> ReplyRequest:
     """What the model sees: the persona's prompt and the recent, finished history.
 
     `language` is the learner's interface language: the coach answers in it, unless the
     persona is an English-practice one (interview, conversation), which stays in English.
+    `variant` (the answer's earlier replies) and `duration_seconds` (a dictated answer's
+    speaking time) are for the offline coach's wording and pace advice.
     """
     persona = conversation.persona
     language = language or translation.get_language() or ""
     recent = list(
         Message.objects.filter(
             conversation=conversation,
+            is_shown=True,  # the path on screen, not the versions it replaced
             kind=Message.Kind.TEXT,
             role__in=[Message.Role.USER, Message.Role.ASSISTANT],
         )
@@ -101,7 +110,9 @@ def build_request(conversation: Conversation, language: str = "") -> ReplyReques
             "Answer briefly and helpfully."
         )
         return ReplyRequest(
-            system_prompt=_join(system, language_instruction(language)), history=history
+            system_prompt=_join(system, language_instruction(language)),
+            history=history,
+            variant=variant,
         )
     system = persona.system_prompt
     if not persona.english_practice:
@@ -113,6 +124,9 @@ def build_request(conversation: Conversation, language: str = "") -> ReplyReques
         opening_line=persona.opening_line_for(language),
         model=persona.model,
         temperature=persona.temperature,
+        category=persona.category,
+        variant=variant,
+        duration_seconds=duration_seconds,
     )
 
 

@@ -18,7 +18,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chat.coach import quota, running
+from chat import frames
+from chat.coach import feedback, quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
 from chat.conversations import message_create, next_seqs, store_html
@@ -33,6 +34,42 @@ class NothingToRegenerateError(Exception):
     """There is no finished reply to replace."""
 
 
+class NoSuchAnswerError(Exception):
+    """Answer again: the answer is not a shown learner answer of this conversation."""
+
+
+def _branch_from(conversation: Conversation, parent_id: Any) -> tuple[Message, list[str]]:
+    """Answer again on `parent_id`: hide it and the path after it; (root, hidden ids).
+
+    Every version points at the first answer (the root), so a question's versions are the
+    root and its `versions`; the hidden path stays stored, with its feedback.
+    """
+    answer = (
+        Message.objects.select_for_update()
+        .filter(
+            pk=parent_id,
+            conversation=conversation,
+            role=Message.Role.USER,
+            kind=Message.Kind.TEXT,
+            is_shown=True,
+        )
+        .first()
+    )
+    if answer is None:
+        raise NoSuchAnswerError
+    root = answer.parent or answer
+    if not root.metadata.get("has_versions"):
+        root.metadata = {**root.metadata, "has_versions": True}
+        root.save(update_fields=["metadata"])
+    path = Message.objects.filter(conversation=conversation, is_shown=True, seq__gte=answer.seq)
+    hidden = [str(pk) for pk in path.values_list("pk", flat=True)]
+    path.update(is_shown=False)
+    # The hidden path is kept on its answer, to show it again (chat.practice.services).
+    answer.metadata = {**answer.metadata, "path": hidden}
+    answer.save(update_fields=["metadata"])
+    return root, hidden
+
+
 @dataclass
 class Exchange:
     """What a send wrote: the user's message and, when the coach answers, the new reply."""
@@ -45,6 +82,35 @@ class Exchange:
     limit: int = 0
     deleted_ids: list[str] = field(default_factory=list)
     quota_refused: bool = False
+    # The answer's feedback that the model's part of the reply completes (practice).
+    feedback_id: int | None = None
+
+
+def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
+    """Count one more reply to the latest answer: (replies it had before, its spoken seconds).
+
+    Regenerate deletes the old reply, so the count lives on the answer: each new reply to
+    the same answer gets another wording from the offline coach.
+    """
+    answer = (
+        Message.objects.select_for_update()
+        .filter(
+            conversation=conversation,
+            role=Message.Role.USER,
+            kind=Message.Kind.TEXT,
+            is_shown=True,
+        )
+        .order_by("-seq")
+        .first()
+    )
+    if answer is None:
+        return 0, None
+    before = int(answer.metadata.get("coach_replies", 0) or 0)
+    answer.metadata = {**answer.metadata, "coach_replies": before + 1}
+    answer.save(update_fields=["metadata"])
+    speech = answer.metadata.get("speech")
+    seconds = speech.get("duration_seconds") if isinstance(speech, dict) else None
+    return before, float(seconds) if isinstance(seconds, int | float) else None
 
 
 def _learner_language(user: User) -> str:
@@ -77,35 +143,63 @@ def exchange_start(
     ask_ai: bool,
     require_ai: bool,
     speech_seconds: float | None = None,
+    parent_id: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
-    `require_ai` (practice): with no quota left nothing is stored and QuotaExhaustedError
-    is raised, so the typed text can stay in the box. In a room the message is
-    still posted and only the coach's answer is refused. `speech_seconds` (a dictated
-    answer's speaking time, already validated) is kept as ``metadata["speech"]``.
+    With no quota left, a practice answer is still stored with its analysis (it costs
+    nothing) and no reply opens; in a room the message is posted and only the coach's
+    answer is refused. `require_ai` elsewhere raises QuotaExhaustedError and stores nothing.
+    `parent_id` (answer again, edit and resend) makes the answer a version of that one;
+    `metadata` is the answer's own; `speech_seconds` (a dictated answer's speaking time,
+    already validated) is kept in it as ``metadata["speech"]``.
 
     Only what must precede the model request is written, in as few statements as the
-    database allows (lock and count, both sequence numbers, two inserts, the ledger row);
-    the history the model sees is read after the commit, without holding the locks.
+    database allows (lock and count, both sequence numbers, two inserts, the ledger row,
+    the analysis); the history the model sees is read after the commit, without the locks.
     """
     exchange = Exchange(limit=quota.daily_limit(user))
+    practice = conversation.kind == Conversation.Kind.PRACTICE
     with transaction.atomic():
         left = quota.lock(user) if ask_ai else 0
         answer = ask_ai and left > 0
         if ask_ai and not answer:
-            if require_ai:
+            # A practice answer is still stored with its analysis: that costs nothing.
+            if require_ai and not practice:
                 raise QuotaExhaustedError
             exchange.quota_refused = True
+        root = None
+        if parent_id is not None:
+            if not practice:
+                raise NoSuchAnswerError
+            root, exchange.deleted_ids = _branch_from(conversation, parent_id)
         seqs = next_seqs(conversation.pk, 2 if answer else 1)
-        metadata = {"speech": {"duration_seconds": speech_seconds}} if speech_seconds else None
+        speech = {"speech": {"duration_seconds": speech_seconds}} if speech_seconds else {}
+        # The reply about to open is this answer's first (Regenerate counts the next ones).
+        stored = {**(metadata or {}), **speech, **({"coach_replies": 1} if answer else {})}
         exchange.user_message = message_create(
-            conversation=conversation, author=user, content=text, metadata=metadata, seq=seqs[0]
+            conversation=conversation, author=user, content=text, seq=seqs[0], metadata=stored
         )
+        if root is not None:
+            exchange.user_message.parent = root
+            exchange.user_message.save(update_fields=["parent"])
+            # Its frame renders in the reply task (async): read its versions in this hop.
+            exchange.user_message.version_ids = frames.version_ids(  # type: ignore[attr-defined]
+                exchange.user_message
+            )
+        if practice:
+            exchange.feedback_id = feedback.feedback_record(
+                message=exchange.user_message, conversation=conversation
+            ).pk
         if answer:
             _open_reply(exchange, user, conversation, left=left, seq=seqs[1])
     if exchange.reply is not None:
-        exchange.request = build_request(conversation, _learner_language(user))
+        exchange.request = build_request(
+            conversation,
+            _learner_language(user),
+            duration_seconds=feedback.spoken_seconds(exchange.user_message),
+        )
     return exchange
 
 
@@ -113,7 +207,7 @@ def exchange_start(
 def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
     """Replace the last finished reply with a new one (costs one reply of quota)."""
     last = (
-        Message.objects.filter(conversation=conversation)
+        Message.objects.filter(conversation=conversation, is_shown=True)
         .exclude(role=Message.Role.SYSTEM)
         .order_by("-seq")
         .first()
@@ -130,14 +224,19 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         raise QuotaExhaustedError
     # Error notices about the replaced reply go with it.
     stale = list(
-        Message.objects.filter(conversation=conversation, seq__gte=last.seq).values_list(
-            "pk", flat=True
-        )
+        Message.objects.filter(
+            conversation=conversation, is_shown=True, seq__gte=last.seq
+        ).values_list("pk", flat=True)
     )
     Message.objects.filter(pk__in=stale).delete()
     exchange = Exchange(limit=quota.daily_limit(user), deleted_ids=[str(pk) for pk in stale])
     _open_reply(exchange, user, conversation, left=left, seq=next_seqs(conversation.pk)[0])
-    exchange.request = build_request(conversation, _learner_language(user))
+    variant, seconds = _answer_replied(conversation)
+    exchange.request = build_request(
+        conversation, _learner_language(user), variant=variant, duration_seconds=seconds
+    )
+    pending = feedback.pending_for(conversation)
+    exchange.feedback_id = pending.pk if pending is not None else None
     return exchange
 
 

@@ -75,11 +75,18 @@ def quota_refused_text() -> str:
 
 
 def send_message(
-    user: User, conversation: Conversation, text: str, speech_seconds: float | None = None
+    user: User,
+    conversation: Conversation,
+    text: str,
+    speech_seconds: float | None = None,
+    *,
+    parent_id: object = None,
 ) -> SendOutcome:
     """Check the sender's rate, store the message; in practice (or on @coach) open a reply.
 
     `speech_seconds`: how long the learner spoke a dictated answer (from `clean_speech_seconds`).
+    With `parent_id` (answer again, or edit and resend), the new answer is a version of
+    that one: it and the path after it are hidden, both kept with their feedback.
     """
     if not within_rate(user.pk):
         return SendOutcome(problem=_("You are sending messages too fast. Wait a few seconds."))
@@ -100,7 +107,10 @@ def send_message(
             ask_ai=ask_ai,
             require_ai=practice,
             speech_seconds=speech_seconds,
+            parent_id=parent_id,
         )
+    except replies.NoSuchAnswerError:
+        return SendOutcome(problem=_("That answer cannot be answered again."))
     except replies.QuotaExhaustedError:
         return SendOutcome(problem=quota_refused_text())
     except OperationalError:

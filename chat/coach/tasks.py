@@ -23,9 +23,10 @@ from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from chat import events, frames
-from chat.coach import quota, replies
+from chat.coach import feedback, quota, replies, rubric
 from chat.coach.broadcast import ReplyBroadcast
 from chat.coach.contract import ProviderError, ReplyRequest
+from chat.coach.openai_provider import OpenAIProvider
 from chat.coach.providers import get_provider
 from chat.coach.running import JOBS, is_running
 from chat.models import Message
@@ -56,6 +57,8 @@ class ReplyJob:
     broadcast: ReplyBroadcast | None = None
     # Set once the model stream ended: from then on the reply is storing how it ended.
     finishing: bool = False
+    # The answer's feedback the model completes after the reply (same quota unit).
+    feedback_id: int | None = None
 
     @property
     def conversation_id(self) -> Any:
@@ -94,6 +97,7 @@ async def start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
                 request=exchange.request,
                 opening=opening,
                 quota_html=quota_html,
+                feedback_id=exchange.feedback_id,
             )
         )
         return
@@ -295,6 +299,63 @@ async def run_reply(job: ReplyJob) -> None:
     await _finish(job, status=status, metadata=metadata, error_text=error_text)
     with contextlib.suppress(Exception):
         await layer.group_discard(events.ctl_group(job.conversation_id), control_channel)
+    if job.feedback_id is not None and status == Message.Status.COMPLETE:
+        await model_feedback(job.feedback_id, model=metadata["model"])
+
+
+async def model_feedback(feedback_id: int, *, model: str) -> None:
+    """The model's part of an answer's feedback, after its reply: no quota of its own.
+
+    The reply's quota unit covers it (a failed or stopped reply gets none). Any
+    failure leaves the analysis alone on the card, with a short notice.
+    """
+    provider = get_provider()
+    if not isinstance(provider, OpenAIProvider):
+        return  # the offline coach has no model: the analysis is the whole card
+    started = time.monotonic()
+    try:
+        inputs = await database_sync_to_async(feedback.rubric_inputs)(feedback_id)
+        if inputs is None:
+            return
+        outcome = await rubric.request_rubric(
+            provider.client(),
+            model=model or provider.config.model,
+            messages=rubric.build_messages(**inputs),
+        )
+        metadata: dict[str, Any] = {
+            "attempts": outcome.attempts,
+            "structured": outcome.structured,
+            "problems": outcome.problems,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+        }
+        if outcome.rubric is not None:
+            await database_sync_to_async(feedback.feedback_complete)(
+                feedback_id=feedback_id,
+                rubric=outcome.rubric,
+                model=outcome.model,
+                metadata=metadata,
+            )
+        else:
+            await database_sync_to_async(feedback.feedback_failed)(
+                feedback_id=feedback_id, model=outcome.model, metadata=metadata
+            )
+    except Exception:  # the reply is stored already: the card keeps its analysis
+        log.exception("feedback %s: the model's part failed", feedback_id)
+        with contextlib.suppress(Exception):
+            await database_sync_to_async(feedback.feedback_failed)(
+                feedback_id=feedback_id, model=model, metadata={"problems": ["crashed"]}
+            )
+    await publish_card(feedback_id)
+
+
+async def publish_card(feedback_id: int) -> None:
+    """Replace an answer's card on every page of its conversation (after its write)."""
+    found = await database_sync_to_async(feedback.card_frame_data)(feedback_id)
+    if found is None:
+        return
+    stored, answer = found
+    html = await database_sync_to_async(frames.feedback_card)(stored, answer)
+    await events.publish_safely(events.conv_group(stored.conversation_id), events.frame(html))
 
 
 async def _finish(job: ReplyJob, *, status: str, metadata: dict[str, Any], error_text: str) -> None:

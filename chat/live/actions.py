@@ -86,6 +86,8 @@ async def on_resync(any_page: Page, payload: dict[str, Any]) -> None:
     await send_replaced(page, state.ended)
     if state.growing:
         await tasks.request_snapshot(page.conversation.pk, page.channel_name)
+    for card in state.cards:
+        await page.send_frame(card)
     await page.send_frame(state.quota_html)
     if state.members is not None:
         # Presence frames sent before this page synced were dropped: send it the current list.

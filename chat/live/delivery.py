@@ -9,6 +9,7 @@ decisions. The sync functions below are the database side of catching up.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,9 +17,9 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.models import User
-from chat import conversations
+from chat import conversations, frames
 from chat.coach import quota, replies
-from chat.models import Conversation, Membership, Message
+from chat.models import Conversation, Feedback, Membership, Message
 
 RESYNC_MAX_IDS = 50
 MAX_SEQ = 2**63 - 1  # the largest sequence number the database can hold
@@ -139,14 +140,17 @@ class Resync:
     last_seq: int
     quota_html: str  # the quota as it stands (a refund at shutdown, another tab)
     members: list[tuple[int, str]] | None  # who is online, in a room
+    cards: list[str] = field(default_factory=list)  # feedback cards filled in meanwhile
 
 
 def resync(user: User, conversation: Conversation, last_seq: int, streaming_ids: Any) -> Resync:
     """Catch a page up from `last_seq` and mark what it now has as read."""
     missed, growing = catch_up(conversation, last_seq)
+    had_seq = last_seq
     last_seq = max([last_seq, *(m.seq for m in missed)])
     mark_read(user, conversation, last_seq)
     return Resync(
+        cards=[] if conversation.is_room else changed_cards(conversation, had_seq),
         missed=missed,
         growing=growing,
         ended=ended_replies(conversation, streaming_ids),
@@ -154,6 +158,31 @@ def resync(user: User, conversation: Conversation, last_seq: int, streaming_ids:
         quota_html=quota.frame_for(user.pk),
         members=conversations.online_members(conversation) if conversation.is_room else None,
     )
+
+
+CARD_CATCH_UP = dt.timedelta(minutes=15)
+CARD_CATCH_UP_MAX = 5
+
+
+def changed_cards(conversation: Conversation, up_to_seq: int) -> list[str]:
+    """Cards of answers the page has that the model filled in lately (it may have missed it).
+
+    A card's replacement is no new message, so the seq catch-up cannot carry it; the few
+    cards finished in the last minutes are sent again (a page that has them sees no change).
+    """
+    since = timezone.now() - CARD_CATCH_UP
+    recent = (
+        Feedback.objects.filter(
+            conversation=conversation,
+            message__is_shown=True,
+            message__seq__lte=up_to_seq,
+            updated_at__gte=since,
+        )
+        .exclude(status=Feedback.Status.ANALYSED)
+        .select_related("message")
+        .order_by("-updated_at")[:CARD_CATCH_UP_MAX]
+    )
+    return [frames.feedback_card(f, f.message.content) for f in recent]
 
 
 def settle_orphans(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from uuid import UUID
+
+from django.db import models, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -50,3 +52,58 @@ def practice_delete(*, conversation: Conversation) -> None:
     """Delete a conversation; a reply still being written is stopped (it would talk for nothing)."""
     events.publish_on_commit(events.ctl_group(conversation.pk), events.reply_stop(None))
     conversation.delete()
+
+
+def practice_finish(*, conversation: Conversation) -> Conversation:
+    """End a practice session (its report sums it up); finishing twice keeps the first time."""
+    if conversation.finished_at is None:
+        conversation.finished_at = timezone.now()
+        # Only this field: a full save could write back a stale last_seq (see rename).
+        conversation.save(update_fields=["finished_at"])
+    return conversation
+
+
+class NoSuchVersionError(Exception):
+    """The message is not an answer with versions in this conversation."""
+
+
+def versions_of(message: Message) -> list[Message]:
+    """An answer's versions, oldest first: the first answer, then each answer again."""
+    root_id = message.parent_id or message.pk
+    return list(
+        Message.objects.filter(conversation_id=message.conversation_id)
+        .filter(models.Q(pk=root_id) | models.Q(parent_id=root_id))
+        .select_related("feedback")
+        .order_by("seq")
+    )
+
+
+@transaction.atomic
+def version_show(*, conversation: Conversation, message_id: UUID) -> Message:
+    """Show one version of an answer and the path that followed it; hide the shown one's.
+
+    A version hidden by "answer again" (or by this switch) keeps the ids of its path in
+    `metadata["path"]`: switching hides the shown version's path (remembering it) and
+    shows the chosen one's, so the conversation on screen is always one path.
+    """
+    message = (
+        Message.objects.select_for_update()
+        .filter(pk=message_id, conversation=conversation, role=Message.Role.USER)
+        .first()
+    )
+    if message is None:
+        raise NoSuchVersionError
+    versions = versions_of(message)
+    if len(versions) < 2:
+        raise NoSuchVersionError
+    if message.is_shown:
+        return message
+    shown = next((v for v in versions if v.is_shown), None)
+    if shown is not None:
+        path = Message.objects.filter(conversation=conversation, is_shown=True, seq__gte=shown.seq)
+        ids = [str(pk) for pk in path.values_list("pk", flat=True)]
+        path.update(is_shown=False)
+        Message.objects.filter(pk=shown.pk).update(metadata={**shown.metadata, "path": ids})
+    wanted = message.metadata.get("path") or [str(message.pk)]
+    Message.objects.filter(conversation=conversation, pk__in=wanted).update(is_shown=True)
+    return message

@@ -11,10 +11,10 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import HtmxHttpRequest, HtmxRequest
-from chat import conversations
+from chat import cards, conversations
 from chat.coach import quota
-from chat.models import Conversation, Persona
-from chat.practice import exports, selectors, services
+from chat.models import Conversation, Message, Persona
+from chat.practice import exports, progress, selectors, services
 from chat.practice.forms import RenameForm
 
 
@@ -143,3 +143,65 @@ def export(request: HtmxHttpRequest, conversation_id: UUID, fmt: str) -> HttpRes
     response = HttpResponse(body, content_type=ctype)
     response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
     return response
+
+
+@login_required
+@require_POST
+def finish(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
+    """Finish practice: end the session and open its report."""
+    conv = _own_practice(request, conversation_id)
+    services.practice_finish(conversation=conv)
+    return redirect("conversation-report", conversation_id=conv.pk)
+
+
+@login_required
+@require_GET
+def report(request: HtmxHttpRequest, conversation_id: UUID) -> HttpResponse:
+    """A session's report: each answer with its findings and scores, then three priorities."""
+    conv = _own_practice(request, conversation_id)
+    return render(request, "chat/practice/report.html", {"report": progress.session_report(conv)})
+
+
+@login_required
+@require_GET
+def progress_page(request: HtmxHttpRequest) -> HttpResponse:
+    """Skills over time (chart and table), best answers, days practised in a row."""
+    return render(request, "chat/practice/progress.html", {"p": progress.progress(request.user)})
+
+
+def _answer(conv: Conversation, message_id: UUID) -> Message:
+    found = Message.objects.filter(pk=message_id, conversation=conv, role=Message.Role.USER)
+    message = found.select_related("feedback").first()
+    if message is None:
+        raise Http404
+    return message
+
+
+@login_required
+@require_POST
+def show_version(request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    """Switch the conversation to one version of an answer (and the path after it)."""
+    conv = _own_practice(request, conversation_id)
+    try:
+        services.version_show(conversation=conv, message_id=message_id)
+    except services.NoSuchVersionError as exc:
+        raise Http404 from exc
+    if request.htmx:
+        # The whole conversation changes: reload the page rather than patch it.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    return redirect("conversation", conversation_id=conv.pk)
+
+
+@login_required
+@require_GET
+def compare(request: HtmxHttpRequest, conversation_id: UUID, message_id: UUID) -> HttpResponse:
+    """An answer's versions side by side, each with its findings and scores."""
+    conv = _own_practice(request, conversation_id)
+    versions = services.versions_of(_answer(conv, message_id))
+    columns = [
+        (i, v, cards.card_for(v.feedback, v.content) if hasattr(v, "feedback") else None)
+        for i, v in enumerate(versions, 1)
+    ]
+    return render(request, "chat/practice/compare.html", {"conversation": conv, "columns": columns})

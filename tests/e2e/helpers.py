@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email as email_parser
 import itertools
 import os
 import re
@@ -22,7 +23,11 @@ def mailed_code(email: str, timeout: float = 10.0) -> str:
         for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True):
             for message in path.read_text(errors="replace").split("-" * 79):
                 if f"To: {email}" in message:
-                    match = re.search(r"^\s*([A-Z0-9]{4}-[A-Z0-9]{4})\s*$", message, re.M)
+                    # A Korean e-mail's body is base64: read it as the mail client would.
+                    parsed = email_parser.message_from_string(message.strip())
+                    raw = parsed.get_payload(decode=True)
+                    body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else message
+                    match = re.search(r"^\s*([A-Z0-9]{4}-[A-Z0-9]{4})\s*$", body, re.M)
                     if match:
                         return match.group(1)
         time.sleep(0.1)

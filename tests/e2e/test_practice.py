@@ -49,7 +49,7 @@ def test_stop_mid_reply_keeps_what_was_written(page: Page, server) -> None:
     expect(page.get_by_test_id("quota")).to_have_text("4")  # a stopped reply still counts
 
 
-def test_with_no_replies_left_a_notice_shows_and_the_text_stays(
+def test_with_no_replies_left_the_answer_still_gets_its_analysis(
     page: Page, server, db_access
 ) -> None:
     from accounts.models import User
@@ -64,9 +64,10 @@ def test_with_no_replies_left_a_notice_shows_and_the_text_stays(
     send(page, "My second answer, which I typed with care.")
 
     expect(page.get_by_test_id("notice")).to_contain_text("used all of today's AI replies")
-    box = page.get_by_test_id("composer-input")
-    expect(box).to_have_value("My second answer, which I typed with care.")
-    expect(user_messages(page)).to_have_count(1)
+    expect(user_messages(page)).to_have_count(2)
+    second = user_messages(page).last
+    expect(second.get_by_test_id("feedback")).to_have_attribute("data-status", "analysed")
+    expect(page.locator("[data-testid=message][data-role=assistant]")).to_have_count(2)
 
 
 def test_enter_sends_and_shift_enter_starts_a_new_line(page: Page, server) -> None:

@@ -48,7 +48,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "GOOD_RUBRIC",
     "HOSTILE_MARKDOWN",
+    "RUBRIC_MODES",
     "FakeOpenAIServer",
     "RequestRecord",
     "Script",
@@ -140,6 +142,43 @@ def parse_multipart(content_type: str, raw: bytes) -> dict[str, Any]:
     return {"fields": fields, "files": files}
 
 
+GOOD_RUBRIC: dict[str, Any] = {
+    "structure": {"score": 4, "reason": "Situation, action and result are in order."},
+    "relevance": {"score": 5, "reason": "It answers the question asked."},
+    "specificity": {"score": 3, "reason": "One occasion, but few details."},
+    "clarity": {"score": 4, "reason": "Short sentences, easy to follow."},
+    "language": {"score": 4, "reason": "Correct English with a few repetitions."},
+    "strength": "You named what you did yourself.",
+    "improvement": "Put a number on the result.",
+    "rewrite": "I cut the release time from two days to two hours.",
+    "corrections": [
+        {"original": "I have saw", "corrected": "I have seen", "explanation": "Past participle."}
+    ],
+}
+RUBRIC_MODES = ("good", "broken", "missing", "wrong_types", "out_of_range", "refusal", "fenced")
+FEEDBACK_HEADER = "x-practalk-purpose"
+
+
+def rubric_content(mode: str) -> tuple[str | None, str | None]:
+    """(content, refusal) of a scripted feedback answer in one of RUBRIC_MODES."""
+    good = json.dumps(GOOD_RUBRIC)
+    if mode == "broken":
+        return good[: len(good) // 2], None
+    if mode == "missing":
+        return json.dumps(
+            {k: v for k, v in GOOD_RUBRIC.items() if k not in ("clarity", "rewrite")}
+        ), None
+    if mode == "wrong_types":
+        return json.dumps({**GOOD_RUBRIC, "structure": {"score": "four", "reason": 7}}), None
+    if mode == "out_of_range":
+        return json.dumps({**GOOD_RUBRIC, "relevance": {"score": 9, "reason": "Too high."}}), None
+    if mode == "refusal":
+        return None, "I can't help with that."
+    if mode == "fenced":
+        return f"Here is the feedback:\n```json\n{good}\n```", None
+    return good, None
+
+
 _DIRECTIVE_RE = re.compile(r"\[\[fake:([^\]]*)\]\]")
 _MAX_HEADER_BYTES = 64 * 1024
 _REASONS = {
@@ -182,6 +221,11 @@ class Script:
     finish_reason: str | None = "stop"  # None: end the stream cleanly without saying why
     transcript: str = DEFAULT_TRANSCRIPT  # what /v1/audio/transcriptions "heard"
     max_upload_bytes: int = 25 * 1024 * 1024  # larger uploads get OpenAI's 413
+    # Feedback requests (structured output): what the scripted JSON looks like — one of
+    # RUBRIC_MODES — for the first `rubric_bad_times` of them per answer (None: all).
+    rubric: str = "good"
+    rubric_bad_times: int | None = None
+    structured: bool = True  # False: refuse `response_format` with a 400, like older servers
 
 
 @dataclass
@@ -212,6 +256,13 @@ class RequestRecord:
         if isinstance(self.body, dict) and isinstance(self.body.get("messages"), list):
             return self.body["messages"]
         return []
+
+    @property
+    def feedback(self) -> bool:
+        """A request for an answer's feedback (rubric), not for a coach's reply."""
+        return self.headers.get(FEEDBACK_HEADER) == "feedback" or (
+            isinstance(self.body, dict) and "response_format" in self.body
+        )
 
     @property
     def last_user_message(self) -> str:
@@ -431,12 +482,17 @@ class FakeOpenAIServer:
 
     @property
     def completions(self) -> list[RequestRecord]:
-        """Snapshot of the chat completion requests only."""
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+        """Snapshot of the chat completion requests for replies (feedback requests apart)."""
+        return [r for r in self.requests if r.path.endswith("/chat/completions") and not r.feedback]
+
+    @property
+    def feedback_requests(self) -> list[RequestRecord]:
+        """Snapshot of the answer-feedback requests (structured output), oldest first."""
+        return [r for r in self.requests if r.path.endswith("/chat/completions") and r.feedback]
 
     @property
     def last(self) -> RequestRecord | None:
-        """The latest chat completion request, or None."""
+        """The latest chat completion request for a reply (not for feedback), or None."""
         completions = self.completions
         return completions[-1] if completions else None
 
@@ -827,6 +883,8 @@ class FakeOpenAIServer:
                 await self._pause(script.stall_seconds, gone)
                 self._update(record, finished_at=time.monotonic())
                 return False
+            if record.feedback:
+                return await self._feedback(conn, record, script, model, body)
             tokens = self._reply(script, record)
             if stream:
                 return await self._stream(conn, record, script, model, tokens, gone)
@@ -835,6 +893,39 @@ class FakeOpenAIServer:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+    async def _feedback(
+        self, conn: _Conn, record: RequestRecord, script: Script, model: str, body: dict[str, Any]
+    ) -> bool:
+        """A scripted JSON answer to a feedback request (or a 400 for response_format)."""
+        if "response_format" in body and not script.structured:
+            return await self._json(conn, record, 400, _error_body(400, model))
+        mode = script.rubric
+        if script.rubric_bad_times is not None:
+            key = ("rubric", record.last_user_message)
+            with self._lock:
+                count = self._fail_counts.get(key, 0)
+                self._fail_counts[key] = count + 1
+            if count >= script.rubric_bad_times:
+                mode = "good"
+        await self._pause(script.first_token_delay, conn.gone)
+        content, refusal = rubric_content(mode)
+        data = {
+            "id": f"chatcmpl-fake{record.id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": self._usage(record, 60),
+        }
+        self._update(record, first_token_at=time.monotonic(), tokens_sent=1)
+        return await self._json(conn, record, 200, data)
 
     @staticmethod
     def _usage(record: RequestRecord, completion_tokens: int) -> dict[str, int]:

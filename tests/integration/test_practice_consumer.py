@@ -468,23 +468,32 @@ async def test_sending_while_the_coach_answers_is_refused_and_the_text_stays(
     assert not [m for m in await all_messages(conversation) if m[3] == "Second, too soon."]
 
 
-async def test_with_no_replies_left_a_notice_and_nothing_is_stored(learner, conversation):
+async def test_with_no_replies_left_the_answer_gets_its_analysis_and_a_notice(
+    learner, conversation
+):
     learner.daily_ai_limit = 0
     await database_sync_to_async(learner.save)()
     before = await all_messages(conversation)
     page = await Page(learner, conversation.pk).open()
     try:
-        await page.say("Please keep this text.")
-        notice = await page.next()
-        assert await page.quiet()
+        await page.say("Please analyse this text.")
+        # The notice goes to this page, the answer to the group: either may come first.
+        while not (
+            any("used all of today" in htmllib.unescape(f) for f in page.frames)
+            and any('data-role="user"' in f for f in page.frames)
+        ):
+            await page.next()
+        await page.quiet()
     finally:
         await page.close()
 
-    assert 'data-testid="notice"' in notice
-    assert "used all of today's AI replies" in htmllib.unescape(notice)
-    assert 'id="composer-input"' not in notice  # the composer is not cleared
-    assert len(page.frames) == 1
-    assert await all_messages(conversation) == before
+    appended = next(f for f in page.frames if 'data-role="user"' in f)
+    assert 'data-testid="feedback"' in appended and 'data-status="analysed"' in appended
+    assert 'data-role="assistant"' not in "".join(page.frames)  # no reply opened
+    assert await all_messages(conversation) == [
+        *before,
+        ("user", "text", "complete", "Please analyse this text."),
+    ]
     assert not await database_sync_to_async(AIUsage.objects.exists)()
 
 

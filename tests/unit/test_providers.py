@@ -31,13 +31,20 @@ def coach(text: str) -> Turn:
 
 
 def request(
-    history: list[Turn], question_bank: list[str] | None = None, opening_line: str = ""
+    history: list[Turn],
+    question_bank: list[str] | None = None,
+    opening_line: str = "",
+    *,
+    category: str = "interview",
+    variant: int = 0,
 ) -> ReplyRequest:
     return ReplyRequest(
         system_prompt="You are an interviewer.",
         history=history,
         question_bank=question_bank or [],
         opening_line=opening_line,
+        category=category,
+        variant=variant,
     )
 
 
@@ -52,26 +59,67 @@ async def collect(provider: OfflineProvider, req: ReplyRequest) -> list[str]:
     ("answer", "nudged"),
     [
         (
-            "I led a team of four and we shipped the payment feature two weeks early for them.",
+            "Last year I led a team of four at my job. I planned the release and I shipped the "
+            "payment feature two weeks early, so the client renewed for two more years.",
             False,
         ),
         (
-            "We made the build twice as fast and the whole team was happier with releases after.",
-            False,
-        ),
-        (
-            "We cut the error rate to 0.5% after I rewrote the retry logic of the payment client.",
-            False,
-        ),
-        (
-            "I talked to everyone involved and we improved the process a lot over the whole year.",
+            "Last year our release was slow. I rewrote the build scripts and I cached the "
+            "dependencies, and as a result the whole team was much happier with releases.",
             True,
         ),
     ],
 )
 def test_offline_asks_for_a_number_only_when_the_result_has_none(answer, nudged):
     reply = offline_reply(request([user(answer)], question_bank=BANK))
-    assert ("put a number on the result" in reply) is nudged
+    assert ("number" in reply.lower()) is nudged
+
+
+def test_offline_quotes_the_answer_before_its_advice():
+    reply = offline_reply(request([user(LONG_ANSWER)], question_bank=BANK))
+    quoted = reply.split("“", 1)[1].split("”", 1)[0]
+    assert quoted and quoted in LONG_ANSWER
+
+
+def test_offline_asks_for_the_learners_own_part_when_the_answer_says_we_throughout():
+    answer = (
+        "Last spring our team had a broken deploy pipeline. We had to fix it before the launch. "
+        "We rewrote the scripts and we added tests, and the launch went well in the end."
+    )
+    reply = offline_reply(request([user(answer)], question_bank=BANK))
+    assert "“we”" in reply or "yours" in reply
+    assert reply.endswith(BANK[0])
+
+
+def test_offline_small_talk_corrects_and_follows_up_without_interview_advice():
+    answer = "Yesterday I go to the park and I have saw many dog."
+    reply = offline_reply(request([user(answer)], question_bank=BANK, category="conversation"))
+    assert "“I go” → “I went”" in reply
+    assert "the park" in reply
+    assert reply.endswith("?")
+    for advice in ("result", "STAR", "number", BANK[0]):
+        assert advice not in reply
+
+
+def test_offline_medical_asks_what_the_history_lacks():
+    answer = "I have a headache, about seven out of ten."
+    reply = offline_reply(request([user(answer)], question_bank=BANK, category="medical"))
+    assert "When did it start?" in reply
+
+
+def test_offline_medical_skips_bank_questions_already_answered():
+    bank = ["When did the pain start?", "How long does it last?", "Do you take any medicine?"]
+    answer = "It started on Monday, it lasts all day and it is about seven out of ten."
+    reply = offline_reply(request([user(answer)], question_bank=bank, category="medical"))
+    assert reply.endswith("Do you take any medicine?")
+    assert bank[0] not in reply and bank[1] not in reply
+
+
+def test_offline_regenerate_gives_another_wording():
+    req = request([user(LONG_ANSWER)], question_bank=BANK)
+    again = request([user(LONG_ANSWER)], question_bank=BANK, variant=1)
+    assert offline_reply(req) != offline_reply(again)
+    assert offline_reply(again).endswith(BANK[0])
 
 
 def test_offline_asks_question_bank_in_order():
@@ -109,15 +157,9 @@ def test_offline_first_reply_without_opening_line_greets_and_asks_first_question
     assert reply.endswith(BANK[0])
 
 
-def test_offline_suggests_star_for_a_very_short_answer():
+def test_offline_asks_for_an_example_after_a_very_short_answer():
     reply = offline_reply(request([user("I like computers.")], question_bank=BANK))
-    assert "STAR" in reply
     assert "example" in reply
-
-
-def test_offline_notices_when_the_learner_asks_a_question():
-    reply = offline_reply(request([user("What does the team work on?")], question_bank=BANK))
-    assert "question" in reply.lower()
     assert reply.endswith(BANK[0])
 
 

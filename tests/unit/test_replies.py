@@ -133,17 +133,20 @@ def test_exchange_stores_the_message_and_opens_a_streaming_reply(learner, conver
     assert exchange.request.system_prompt == conversation.persona.system_prompt
 
 
-def test_exchange_with_no_quota_left_refuses_and_stores_nothing(learner, conversation):
+def test_exchange_with_no_quota_left_stores_the_answer_and_its_analysis_without_a_reply(
+    learner, conversation
+):
     learner.daily_ai_limit = 0
     learner.save()
     before = (Message.objects.count(), AIUsage.objects.count())
 
-    with pytest.raises(replies.QuotaExhaustedError):
-        send(learner, conversation, "This must stay in my box.")
+    exchange = send(learner, conversation, "This answer still gets its analysis.")
 
+    assert exchange.quota_refused and exchange.reply is None and exchange.usage_id is None
+    assert (Message.objects.count(), AIUsage.objects.count()) == (before[0] + 1, before[1])
+    assert exchange.user_message.feedback.status == "analysed"
     conversation.refresh_from_db()
-    assert (Message.objects.count(), AIUsage.objects.count()) == before
-    assert conversation.last_seq == 1
+    assert conversation.last_seq == 2
     assert not Message.objects.filter(content__contains="stay in my box").exists()
 
 
@@ -369,3 +372,37 @@ def test_export_as_json_has_every_message(learner, conversation):
     assert data["messages"][1]["author"] == "Min-ji"
     assert data["messages"][1]["content"] == "I **shipped** it."
     assert data["messages"][2]["metadata"]["model"] == "fake"
+
+
+def test_each_reply_to_the_same_answer_asks_for_another_wording(learner, conversation):
+    exchange = send(learner, conversation, "I led a team of four and we shipped early.")
+    assert exchange.request.variant == 0
+    finish(exchange, Message.Status.COMPLETE, "Thanks.")
+    again = replies.reply_regenerate(user=learner, conversation=conversation)
+    assert again.request.variant == 1
+    assert again.request.category == conversation.persona.category
+
+
+def test_a_dictated_answer_passes_its_duration_to_the_coach(learner, conversation):
+    exchange = send(learner, conversation, "I led a team of four and we shipped early.")
+    finish(exchange, Message.Status.COMPLETE, "Thanks.")
+    answer = exchange.user_message
+    answer.metadata = {**answer.metadata, "speech": {"duration_seconds": 6.5}}
+    answer.save(update_fields=["metadata"])
+    again = replies.reply_regenerate(user=learner, conversation=conversation)
+    assert again.request.duration_seconds == 6.5
+
+
+def test_a_dictated_answer_gets_words_per_minute_in_its_analysis(learner, conversation):
+    exchange = replies.exchange_start(
+        user=learner,
+        conversation=conversation,
+        text="I led a team of four people and we shipped the app early.",
+        ask_ai=True,
+        require_ai=True,
+        metadata={"speech": {"duration_seconds": 6.0}},
+    )
+    analysis = exchange.user_message.feedback.analysis
+    assert analysis["duration_seconds"] == 6.0
+    assert analysis["words_per_minute"] == analysis["words"] * 10
+    assert exchange.request.duration_seconds == 6.0
