@@ -95,9 +95,16 @@ def quota(remaining: int, limit: int, resets: dt.datetime) -> str:
     )
 
 
-def notice(text: str, *, level: str = "info") -> str:
-    """A short notice for one socket (not stored), shown above the composer."""
-    return _render("chat/ws/notice.html", {"text": text, "level": level})
+def notice(
+    text: str, *, level: str = "info", reset_at: dt.datetime | None = None, cause: str = ""
+) -> str:
+    """A short notice for one socket (not stored), shown above the composer.
+
+    `cause` names what the notice is about, so the page clears it when that ends;
+    `reset_at` adds the quota's reset moment, shown in the reader's zone.
+    """
+    context = {"text": text, "level": level, "reset_at": reset_at, "cause": cause}
+    return _render("chat/ws/notice.html", context)
 
 
 def composer(conversation: Conversation) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 
 def site(request: HttpRequest) -> dict[str, Any]:
@@ -14,3 +15,14 @@ def site(request: HttpRequest) -> dict[str, Any]:
         "social_providers": sorted(settings.SOCIALACCOUNT_PROVIDERS),
         "ai_offline": not (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL),
     }
+
+
+def quota(request: HttpRequest) -> dict[str, Any]:
+    """The signed-in person's AI replies left today, for the header badge on every page."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    from chat.coach import quota as ledger  # the app registry is ready by request time
+
+    # Lazy: fragments that never show the badge (htmx partials) cost no query.
+    return {"quota": SimpleLazyObject(lambda: ledger.context(user))}

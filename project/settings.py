@@ -127,6 +127,7 @@ TEMPLATES = [
                 "django.template.context_processors.tz",
                 "django.template.context_processors.csp",
                 "project.context_processors.site",
+                "project.context_processors.quota",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },

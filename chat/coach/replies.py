@@ -130,6 +130,13 @@ def reply_checkpoint(message_id: Any, content: str) -> None:
 
 
 @transaction.atomic
+def is_refunded(status: str, content: str) -> bool:
+    """Whether a reply that ended so gives its credit back: failed, or stopped before a word."""
+    if status == Message.Status.FAILED:
+        return True
+    return status == Message.Status.STOPPED and not content
+
+
 def reply_finish(
     *,
     message_id: Any,
@@ -139,10 +146,14 @@ def reply_finish(
     usage_id: int | None,
     error_text: str = "",
 ) -> tuple[Message | None, Message | None]:
-    """Store how a reply ended; refund a failed one and explain the failure in the chat."""
+    """Store how a reply ended; refund a failed one and explain the failure in the chat.
+
+    A reply stopped before its first token is refunded too (the learner got nothing);
+    one stopped after tokens arrived keeps counting.
+    """
     message = Message.objects.select_related("conversation__persona").filter(pk=message_id).first()
     if usage_id is not None:
-        quota.settle(usage_id, status, refund=status == Message.Status.FAILED)
+        quota.settle(usage_id, status, refund=is_refunded(status, content))
     if message is None:  # deleted meanwhile (the conversation was removed)
         return None, None
     message.content = content

@@ -320,7 +320,7 @@ async def _finish(job: ReplyJob, *, status: str, metadata: dict[str, Any], error
         return
     assert job.broadcast is not None
     await job.broadcast.final(message, error)
-    if status == Message.Status.FAILED and job.usage_id is not None:
+    if job.usage_id is not None and replies.is_refunded(status, job.content):
         try:
             await publish_quota(job.user_id)
         except Exception as exc:

@@ -28,14 +28,55 @@
     return lang ? [lang] : [];
   }
 
+  function clock(d) {
+    return d.toLocaleTimeString(pageLocales(), { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // Whole days between today and d, in the reader's zone (0 today, 1 tomorrow).
+  function dayOffset(d) {
+    var a = new Date(); a.setHours(0, 0, 0, 0);
+    var b = new Date(d.getTime()); b.setHours(0, 0, 0, 0);
+    return Math.round((b - a) / 86400000);
+  }
+
+  // A moment with its day ("tomorrow 09:00"), for the quota's reset.
+  function dayAndClock(d) {
+    var day;
+    try {
+      day = new Intl.RelativeTimeFormat(pageLocales(), { numeric: "auto" }).format(dayOffset(d), "day");
+    } catch (e) { day = d.toLocaleDateString(pageLocales()); }
+    return day + " " + clock(d);
+  }
+
   function localiseTimes(root) {
     var times = (root || document).querySelectorAll("time[datetime]");
     for (var i = 0; i < times.length; i++) {
       var d = new Date(times[i].getAttribute("datetime"));
-      if (!isNaN(d) && !times[i].hasAttribute("data-keep")) {
-        times[i].textContent = d.toLocaleTimeString(pageLocales(), { hour: "2-digit", minute: "2-digit" });
+      if (isNaN(d) || times[i].hasAttribute("data-keep")) { continue; }
+      if (times[i].hasAttribute("data-reset")) {
+        times[i].textContent = dayAndClock(d);
+        times[i].title = d.toLocaleString(pageLocales(), { dateStyle: "full", timeStyle: "short" });
+      } else {
+        times[i].textContent = clock(d);
       }
     }
+  }
+
+  // With no AI replies left, practice cannot send (told before typing); rooms still can.
+  function syncQuota() {
+    var box = document.getElementById("quota-box");
+    var hint = document.getElementById("quota-empty");
+    if (!box || !hint) { return; }
+    var empty = box.getAttribute("data-remaining") === "0";
+    hint.hidden = !empty;
+    var form = document.getElementById("composer");
+    var send = form && form.querySelector("[data-testid=send]");
+    if (send && form.hasAttribute("data-needs-coach")) { send.disabled = empty; }
+  }
+
+  function composerBlocked(form) {
+    var send = form && form.querySelector("[data-testid=send]");
+    return !!(send && send.disabled);
   }
 
   function scrollToEnd(force) {
@@ -81,7 +122,7 @@
     var el = chat();
     // Frames are rendered once for every reader, in the server's zone: show the reader's.
     localiseTimes(document.getElementById("messages"));
-    localiseTimes(document.getElementById("quota-box"));
+    localiseTimes(document.getElementById("notice"));
     scrollToEnd(false);
     var typing = document.getElementById("typing");
     if (typing && typing.textContent) {
@@ -97,6 +138,10 @@
     if (evt.target && evt.target.id === "composer-input") {
       evt.target.focus();
     }
+    if (evt.target && evt.target.id === "quota-box") {
+      localiseTimes(evt.target);
+      syncQuota();
+    }
   });
 
   // Enter sends, Shift+Enter makes a new line; typing tells the room (throttled by the server).
@@ -105,9 +150,17 @@
     if (!t || t.id !== "composer-input") { return; }
     if (evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
-      if (t.value.trim()) { t.form.requestSubmit(); }
+      if (t.value.trim() && !composerBlocked(t.form)) { t.form.requestSubmit(); }
     }
   });
+  // A blocked composer never sends (Enter, a click, or requestSubmit from elsewhere).
+  document.addEventListener("submit", function (evt) {
+    if (evt.target && evt.target.id === "composer" && composerBlocked(evt.target)) {
+      evt.preventDefault();
+      evt.stopImmediatePropagation();
+    }
+  }, true);
+
   var lastTyping = 0;
   document.addEventListener("input", function (evt) {
     var t = evt.target;
@@ -123,6 +176,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
+    syncQuota();
     scrollToEnd(true);
   });
 })();

@@ -63,7 +63,9 @@ def test_with_no_replies_left_a_notice_shows_and_the_text_stays(
 
     send(page, "My second answer, which I typed with care.")
 
-    expect(page.get_by_test_id("notice")).to_contain_text("used all of today's AI replies")
+    # Told before the send: the hint shows and Send is off, so nothing leaves the box.
+    expect(page.get_by_test_id("quota-empty")).to_contain_text("No AI replies left today")
+    expect(page.get_by_test_id("send")).to_be_disabled()
     box = page.get_by_test_id("composer-input")
     expect(box).to_have_value("My second answer, which I typed with care.")
     expect(user_messages(page)).to_have_count(1)
@@ -230,8 +232,8 @@ def test_the_quota_reset_time_stays_in_the_readers_time_zone(browser, server) ->
         start_practice(page, server.url)
         reset = page.locator("#quota-box time[data-reset]")
         on_load = reset.inner_text()
-        # Midnight in Seoul is 10:00 or 11:00 in New York, never 00:00.
-        assert re.fullmatch(r"1[01]:00 AM", on_load), on_load
+        # Midnight in Seoul is 10:00 or 11:00 in New York, never 00:00; the day is said too.
+        assert re.fullmatch(r"(today|tomorrow) 1[01]:00 AM", on_load), on_load
 
         answer(page, "I kept a list of every risk and reviewed it each week.")
         expect(page.get_by_test_id("quota")).to_have_text("4")  # the socket's quota frame

@@ -1,0 +1,73 @@
+"""What a newcomer meets in the first ten minutes, on a phone and a laptop, in two time zones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.helpers import last_reply, send, signup, start_practice
+
+pytestmark = pytest.mark.e2e
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+NEW_YORK = "America/New_York"
+SEOUL = "Asia/Seoul"
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """A page in a context of its own: a viewport, a time zone, a colour scheme."""
+    contexts: list[Any] = []
+
+    def make(viewport: dict[str, int] = DESKTOP, tz: str = NEW_YORK, scheme: str = "light") -> Page:
+        context = browser.new_context(
+            viewport=viewport,
+            timezone_id=tz,
+            locale="en-US",
+            color_scheme=scheme,  # type: ignore[arg-type]
+            has_touch=viewport is PHONE,
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("tz", "viewport", "reset_clock"),
+    [(NEW_YORK, PHONE, "10:00 AM"), (SEOUL, DESKTOP, "12:00 AM")],
+)
+def test_empty_quota_is_told_before_typing_with_one_reset_moment(
+    open_page, server, db_access, tz, viewport, reset_clock
+) -> None:
+    from accounts.models import User
+
+    page = open_page(viewport=viewport, tz=tz)
+    email = signup(page, server.url)
+    User.objects.filter(email=email).update(daily_ai_limit=1)
+    start_practice(page, server.url)
+    expect(page.get_by_test_id("quota-empty")).to_be_hidden()
+    send(page, "My only answer today.")
+    expect(page.get_by_test_id("message").filter(has_text="My only answer today.")).to_have_count(1)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+
+    expect(page.get_by_test_id("quota")).to_have_text("0")
+    hint = page.get_by_test_id("quota-empty")
+    expect(hint).to_be_visible()
+    expect(hint.locator("time")).to_contain_text(reset_clock)
+    expect(page.get_by_test_id("send")).to_be_disabled()
+    # The badge and the hint name the same moment, with its day.
+    badge_reset = page.locator("#quota-box time").inner_text()
+    assert badge_reset == hint.locator("time").inner_text()
+    assert badge_reset.split()[0] in ("today", "tomorrow")
+
+    # Every page shows the count and reset in the header.
+    page.goto(server.url + "/rooms/")
+    expect(page.get_by_test_id("quota")).to_have_text("0")
+    expect(page.locator("#quota-box time")).to_have_text(badge_reset)
