@@ -129,7 +129,6 @@ def reply_checkpoint(message_id: Any, content: str) -> None:
     )
 
 
-@transaction.atomic
 def is_refunded(status: str, content: str) -> bool:
     """Whether a reply that ended so gives its credit back: failed, or stopped before a word."""
     if status == Message.Status.FAILED:
@@ -137,6 +136,7 @@ def is_refunded(status: str, content: str) -> bool:
     return status == Message.Status.STOPPED and not content
 
 
+@transaction.atomic
 def reply_finish(
     *,
     message_id: Any,
