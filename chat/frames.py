@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from chat.models import Conversation, Message
-from chat.rendering import render_markdown, render_plain
+from chat.rendering import open_block_start, render_markdown, render_plain
 
 MESSAGE_TEMPLATE = "chat/partials/message.html"
 
@@ -42,14 +42,27 @@ def message_body(message: Message) -> SafeString:
     return render_plain(message.content)
 
 
-def render_message(message: Message, *, oob: bool = False) -> str:
-    """One message as HTML (the page and the socket use the same partial)."""
-    plain = message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING
+def render_message(message: Message, *, oob: bool = False, closed: int | None = None) -> str:
+    """One message as HTML (the page and the socket use the same partial).
+
+    A growing reply shows its closed blocks rendered (they stay as they are) and its open
+    last block as escaped text; `closed` is where the stream split them (else found here).
+    """
+    growing = message.role == Message.Role.ASSISTANT and message.status == Message.Status.STREAMING
+    plain = message.role != Message.Role.ASSISTANT or growing
+    body = message_body(message)
+    blocks = mark_safe("")
+    if growing:
+        text = message.content
+        split = open_block_start(text) if closed is None else min(closed, len(text))
+        blocks, body = render_markdown(text[:split]), render_plain(text[split:])
     return render_to_string(
         MESSAGE_TEMPLATE,
         {
             "m": message,
-            "body": message_body(message),
+            "body": body,
+            "blocks": blocks,
+            "growing": growing,
             "plain": plain,
             "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
             "oob": oob,
@@ -67,9 +80,9 @@ def message_appended(message: Message) -> str:
     return append_messages([render_message(message)])
 
 
-def message_replaced(message: Message) -> str:
+def message_replaced(message: Message, *, closed: int | None = None) -> str:
     """A message replaced whole (finished reply, or a fresh snapshot of a growing one)."""
-    return render_message(message, oob=True)
+    return render_message(message, oob=True, closed=closed)
 
 
 def tokens(message_id: object, text: str) -> str:
@@ -79,6 +92,22 @@ def tokens(message_id: object, text: str) -> str:
     """
     return format_html(
         '<span hx-swap-oob="beforeend:#message-{}-body">{}</span>', str(message_id), text
+    )
+
+
+def blocks_closed(message_id: object, closed: str, tail: str) -> str:
+    """Blocks of a growing reply that closed, rendered once; the open tail as text again.
+
+    Sent instead of a token frame when new text closed a block (reference:
+    chat/ws/blocks.html): what the reader sees while it streams is what stays.
+    """
+    return format_html(
+        '<div hx-swap-oob="beforeend:#message-{}-blocks">{}</div>'
+        '<div id="message-{}-body" class="body plain" hx-swap-oob="true" hx-disable>{}</div>',
+        str(message_id),
+        render_markdown(closed),
+        str(message_id),
+        tail,
     )
 
 

@@ -71,3 +71,41 @@ def test_empty_quota_is_told_before_typing_with_one_reset_moment(
     page.goto(server.url + "/rooms/")
     expect(page.get_by_test_id("quota")).to_have_text("0")
     expect(page.locator("#quota-box time")).to_have_text(badge_reset)
+
+
+def offset_in(message: Any, selector: str) -> float:
+    """How far below its message's top an element sits (the list may scroll meanwhile)."""
+    return message.evaluate(
+        "(m, s) => m.querySelector(s).getBoundingClientRect().top - m.getBoundingClientRect().top",
+        selector,
+    )
+
+
+MARKDOWN_ANSWER = (
+    "**Situation** comes first.\n\n| part | score |\n|---|---|\n| STAR | 4 |\n\n"
+    + " ".join(f"word{i}" for i in range(40))
+    + " [[fake:echo,delay=0.08]]"
+)
+
+
+@pytest.mark.parametrize(("tz", "viewport"), [(SEOUL, PHONE), (NEW_YORK, DESKTOP)])
+def test_streamed_markdown_is_rendered_as_blocks_close_and_does_not_jump(
+    open_page, server, tz, viewport
+) -> None:
+    page = open_page(viewport=viewport, tz=tz)
+    signup(page, server.url)
+    start_practice(page, server.url)
+    box = page.get_by_test_id("composer-input")
+    box.fill(MARKDOWN_ANSWER)
+    box.press("Enter")
+
+    reply = page.locator("[data-testid=message][data-role=assistant][data-status=streaming]")
+    expect(reply.locator(".blocks strong")).to_have_text("Situation", timeout=10_000)
+    expect(reply.locator(".blocks table td").first).to_have_text("STAR")
+    assert "**" not in reply.inner_text() and "|---|" not in reply.inner_text()
+    table_top = offset_in(reply, "table")
+
+    done = last_reply(page)
+    expect(done).to_have_attribute("data-status", "complete", timeout=15_000)
+    # What was shown while streaming stays where it was: no re-render jump.
+    assert abs(offset_in(done, "table") - table_top) < 2
