@@ -110,7 +110,7 @@ async def test_a_snapshot_splits_where_the_stream_did(published):
 
     snapshot = frames.message_replaced(reply.message, closed=reply.closed)
 
-    blocks = re.search(r'-blocks" class="body blocks" hx-disable>(.*?)</div><div', snapshot, re.S)
+    blocks = re.search(r'-blocks" class="blocks" hx-disable>(.*?)</div><div', snapshot, re.S)
     body = re.search(r'-body" class="body plain" hx-disable>(.*?)</div>', snapshot, re.S)
     assert blocks is not None and "<table>" in blocks.group(1)
     assert body is not None and body.group(1) == "Last words<br>"
