@@ -93,10 +93,66 @@
     return ids;
   }
 
+  // A notice about a cause that ended goes away (the cause is named by data-cause).
+  function clearNotice(cause) {
+    var notice = document.getElementById("notice");
+    if (notice && notice.getAttribute("data-cause") === cause) {
+      notice.textContent = "";
+      notice.removeAttribute("data-cause");
+    }
+  }
+
+  // The socket's state, for people: "Reconnecting…" while it is down, "Back online" after.
+  var wasLost = false;
+  var onlineTimer = null;
+  function connection(key) {
+    var box = document.getElementById("connection");
+    if (!box) { return; }
+    clearTimeout(onlineTimer);
+    if (!key) { box.hidden = true; box.textContent = ""; box.removeAttribute("data-state"); return; }
+    box.textContent = box.getAttribute("data-" + key) || "";
+    box.setAttribute("data-state", key);
+    box.hidden = false;
+    if (key === "online") {
+      clearNotice("offline");
+      onlineTimer = setTimeout(function () { connection(""); }, 4000);
+    }
+  }
+
+  // A reply whose stream stopped arriving is marked waiting (the resync replaces it).
+  function markWaiting() {
+    var box = document.getElementById("connection");
+    var text = box ? box.getAttribute("data-waiting") : "";
+    var shown = document.querySelectorAll("#messages [data-testid=message][data-status=streaming]");
+    for (var i = 0; i < shown.length; i++) {
+      if (shown[i].hasAttribute("data-waiting")) { continue; }
+      shown[i].setAttribute("data-waiting", "true");
+      var note = document.createElement("p");
+      note.className = "status-note waiting-note";
+      note.textContent = text;
+      shown[i].appendChild(note);
+    }
+  }
+
+  function lost() {
+    var el = chat();
+    // Closed for good (signed out, removed, deleted): nothing to reconnect to.
+    if (!el || /^44/.test(el.getAttribute("data-close-code") || "")) { return; }
+    wasLost = true;
+    connection("reconnecting");
+    markWaiting();
+  }
+
   var heartbeat = null;
   document.addEventListener("htmx:wsOpen", function (evt) {
     var el = chat();
-    if (el) { el.setAttribute("data-ws", "open"); }
+    if (el) { el.setAttribute("data-ws", "open"); el.removeAttribute("data-close-code"); }
+    if (wasLost) {
+      wasLost = false;
+      // Said once the catch-up had a moment to arrive (the resync below asks for it).
+      clearTimeout(onlineTimer);
+      onlineTimer = setTimeout(function () { connection("online"); }, 600);
+    }
     // Tell the server what this page already has (and which replies it shows still growing,
     // in case they ended while the socket was down); it sends what was missed.
     evt.detail.socketWrapper.sendImmediately(
@@ -112,6 +168,7 @@
     var el = chat();
     if (el) { el.setAttribute("data-ws", "closed"); el.setAttribute("data-close-code", evt.detail.event.code); }
     clearInterval(heartbeat);
+    lost();
     // The extension retries only on abnormal closes; a server restart (1001) deserves one too.
     if (evt.detail.event.code === 1001 || evt.detail.event.code === 1012) {
       setTimeout(function () { evt.detail.socketWrapper.reconnect(); }, 1000 + Math.random() * 1000);
@@ -153,11 +210,26 @@
       if (t.value.trim() && !composerBlocked(t.form)) { t.form.requestSubmit(); }
     }
   });
-  // A blocked composer never sends (Enter, a click, or requestSubmit from elsewhere).
+  document.addEventListener("htmx:wsError", function () { lost(); });
+
+  // A blocked composer never sends (Enter, a click, or requestSubmit from elsewhere); while
+  // the socket is down a send is refused out loud and the text stays in the box.
   document.addEventListener("submit", function (evt) {
-    if (evt.target && evt.target.id === "composer" && composerBlocked(evt.target)) {
+    var form = evt.target;
+    if (!form || !form.hasAttribute("ws-send")) { return; }
+    var el = chat();
+    var down = el && el.getAttribute("data-ws") !== "open";
+    if ((form.id === "composer" && composerBlocked(form)) || down) {
       evt.preventDefault();
       evt.stopImmediatePropagation();
+      if (down) {
+        var notice = document.getElementById("notice");
+        var box = document.getElementById("connection");
+        if (notice && box) {
+          notice.textContent = box.getAttribute("data-refused");
+          notice.setAttribute("data-cause", "offline");
+        }
+      }
     }
   }, true);
 

@@ -109,3 +109,59 @@ def test_streamed_markdown_is_rendered_as_blocks_close_and_does_not_jump(
     expect(done).to_have_attribute("data-status", "complete", timeout=15_000)
     # What was shown while streaming stays where it was: no re-render jump.
     assert abs(offset_in(done, "table") - table_top) < 2
+
+
+@pytest.fixture
+def own_server(django_db_setup: None, django_db_blocker: Any, fake_openai: Any) -> Iterator[Any]:
+    """A daphne of this test's own, to stop and start again on the same port."""
+    from django.db import connection
+
+    from tests.serverproc import DaphneServer
+
+    with django_db_blocker.unblock():
+        name = str(connection.settings_dict["NAME"])
+    env = {
+        "SQLITE_PATH": name,
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "AI_DAILY_LIMIT": "5",
+        "STREAM_SAVE_INTERVAL": "0.1",
+        "REPLY_STALE_SECONDS": "1",  # a killed process's reply is ended soon after it comes back
+    }
+    servers = [DaphneServer(env).start()]
+    yield servers
+    for srv in servers:
+        srv.stop()
+
+
+def test_a_lost_connection_is_said_sends_are_refused_and_back_online_is_announced(
+    open_page, own_server
+) -> None:
+    import signal
+
+    from tests.serverproc import DaphneServer
+
+    first = own_server[0]
+    page = open_page(viewport=PHONE, tz=SEOUL)
+    signup(page, first.url)
+    start_practice(page, first.url)
+    send(page, "Tell me about it [[fake:tokens=400,delay=0.03]]")
+    reply = last_reply(page)
+    expect(reply).to_have_attribute("data-status", "streaming")
+    expect(reply.locator(".body")).not_to_be_empty()
+
+    first.stop(signal.SIGKILL)  # gone mid-reply: no final frame, no goodbye
+    status = page.get_by_test_id("connection")
+    expect(status).to_have_text("Reconnecting…")
+    expect(status).to_have_attribute("aria-live", "assertive")
+    expect(reply).to_have_attribute("data-waiting", "true")
+    expect(reply.locator(".cursor")).to_be_hidden()
+    send(page, "Sent while offline")
+    expect(page.get_by_test_id("notice")).to_contain_text("Not connected")
+    expect(page.get_by_test_id("composer-input")).to_have_value("Sent while offline")
+
+    own_server.append(DaphneServer(first.env, port=first.port).start())
+    expect(status).to_have_text("Back online.", timeout=15_000)
+    expect(page.get_by_test_id("notice")).to_be_empty()
+    expect(reply).not_to_have_attribute("data-status", "streaming", timeout=10_000)
+    expect(status).to_be_hidden(timeout=10_000)
