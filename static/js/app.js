@@ -93,12 +93,54 @@
     return ids;
   }
 
+  // Messages after seq `since` (the newest first), optionally only by `author` or not by `me`.
+  function newerMessages(since) {
+    var found = [];
+    var all = document.querySelectorAll("#messages [data-testid=message][data-seq]");
+    for (var i = all.length - 1; i >= 0; i--) {
+      if (parseInt(all[i].getAttribute("data-seq"), 10) <= since) { break; }
+      found.push(all[i]);
+    }
+    return found;
+  }
+
+  // Status text goes when its cause ends, not on a timer alone:
+  // "still answering" when no reply grows; "X is typing" when X's message arrives (or after
+  // 4 s of quiet); a room's quota notice when someone else's message arrives after it.
+  function clearEndedStatus() {
+    if (!document.querySelector("#messages [data-testid=message][data-status=streaming]")) {
+      clearNotice("streaming");
+    }
+    var typing = document.getElementById("typing");
+    if (typing && typing.textContent) {
+      if (!typing.hasAttribute("data-since")) {
+        typing.setAttribute("data-since", lastSeq());
+        clearTimeout(typing._clear);
+        typing._clear = setTimeout(function () { typing.textContent = ""; }, 4000);
+      }
+      var who = typing.getAttribute("data-user");
+      var since = parseInt(typing.getAttribute("data-since"), 10);
+      var theirs = newerMessages(since).filter(function (m) { return m.getAttribute("data-author") === who; });
+      if (theirs.length) { clearTimeout(typing._clear); typing.textContent = ""; }
+    }
+    var notice = document.getElementById("notice");
+    var el = chat();
+    if (notice && el && el.hasAttribute("data-room") && notice.getAttribute("data-cause") === "quota") {
+      if (!notice.hasAttribute("data-since")) { notice.setAttribute("data-since", lastSeq()); }
+      var me = el.getAttribute("data-me");
+      var others = newerMessages(parseInt(notice.getAttribute("data-since"), 10))
+        .filter(function (m) { return m.getAttribute("data-author") !== me; });
+      if (others.length) { clearNotice("quota"); }
+    }
+  }
+
   // A notice about a cause that ended goes away (the cause is named by data-cause).
   function clearNotice(cause) {
     var notice = document.getElementById("notice");
     if (notice && notice.getAttribute("data-cause") === cause) {
       notice.textContent = "";
       notice.removeAttribute("data-cause");
+      notice.removeAttribute("data-since");
     }
   }
 
@@ -181,11 +223,7 @@
     localiseTimes(document.getElementById("messages"));
     localiseTimes(document.getElementById("notice"));
     scrollToEnd(false);
-    var typing = document.getElementById("typing");
-    if (typing && typing.textContent) {
-      clearTimeout(typing._clear);
-      typing._clear = setTimeout(function () { typing.textContent = ""; }, 4000);
-    }
+    clearEndedStatus();
     if (el) { el.setAttribute("data-last-seq", lastSeq()); }
   });
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.helpers import last_reply, send, signup, start_practice
+from tests.e2e.helpers import last_reply, send, signup, start_practice, wait_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -165,3 +165,41 @@ def test_a_lost_connection_is_said_sends_are_refused_and_back_online_is_announce
     expect(page.get_by_test_id("notice")).to_be_empty()
     expect(reply).not_to_have_attribute("data-status", "streaming", timeout=10_000)
     expect(status).to_be_hidden(timeout=10_000)
+
+
+def test_status_text_clears_when_its_cause_ends(open_page, server, db_access) -> None:
+    import uuid
+
+    from accounts.models import User
+    from tests.e2e.test_rooms import create_room
+
+    ahn = open_page(viewport=DESKTOP, tz=SEOUL)
+    email = signup(ahn, server.url, nickname="Ahn")
+    User.objects.filter(email=email).update(daily_ai_limit=0)
+    room_url = create_room(ahn, server.url, f"Status {uuid.uuid4().hex[:6]}")
+    mina = open_page(viewport=PHONE, tz=NEW_YORK)
+    signup(mina, server.url, nickname="Mina")
+    mina.goto(room_url)
+    mina.get_by_test_id("join-room").click()
+    wait_socket(mina)
+
+    # The room's quota notice goes once someone else's message arrives.
+    send(ahn, "@coach can you help?")
+    expect(ahn.get_by_test_id("notice")).to_contain_text("used all of today's AI replies")
+    # "Mina is typing…" goes as soon as her message arrives, not 4 s later.
+    mina.get_by_test_id("composer-input").press_sequentially("Hel")
+    expect(ahn.get_by_test_id("typing")).to_contain_text("Mina is typing")
+    mina.get_by_test_id("composer-input").fill("Hello Ahn")
+    mina.get_by_test_id("composer-input").press("Enter")
+    expect(ahn.get_by_test_id("message").filter(has_text="Hello Ahn")).to_have_count(1)
+    expect(ahn.get_by_test_id("typing")).to_be_empty(timeout=1_500)
+    expect(ahn.get_by_test_id("notice")).to_be_empty(timeout=1_500)
+
+    # "The coach is still answering" goes when the reply finished.
+    start_practice(mina, server.url)
+    send(mina, "A long one [[fake:tokens=30,delay=0.05]]")
+    expect(last_reply(mina)).to_have_attribute("data-status", "streaming")
+    send(mina, "And another")
+    expect(mina.get_by_test_id("notice")).to_contain_text("still answering")
+    expect(last_reply(mina)).to_have_attribute("data-status", "complete", timeout=10_000)
+    expect(mina.get_by_test_id("notice")).to_be_empty(timeout=1_500)
