@@ -1,6 +1,15 @@
 // Practalk's only script: small behaviours htmx does not cover. No inline scripts anywhere.
 (function () {
   "use strict";
+  document.documentElement.classList.add("js");
+
+  // The language select sends itself (its button is hidden on phones, where space is short).
+  document.addEventListener("change", function (evt) {
+    var t = evt.target;
+    if (!t || t.id !== "language-select") { return; }
+    var button = t.form.querySelector("button");
+    if (button && getComputedStyle(button).display === "none") { t.form.requestSubmit(); }
+  });
 
   // Times in the person's own time zone: the server reads this cookie.
   try {

@@ -203,3 +203,70 @@ def test_status_text_clears_when_its_cause_ends(open_page, server, db_access) ->
     expect(mina.get_by_test_id("notice")).to_contain_text("still answering")
     expect(last_reply(mina)).to_have_attribute("data-status", "complete", timeout=10_000)
     expect(mina.get_by_test_id("notice")).to_be_empty(timeout=1_500)
+
+
+def shoot(page: Page, name: str) -> None:
+    """Keep a screenshot when SCREENSHOT_DIR is set (for people to look at; tests never need it)."""
+    import os
+
+    folder = os.environ.get("SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=f"{folder}/{name}.png", full_page=False)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_phone_layout_fits_with_the_offline_coach(open_page, offline_server, scheme) -> None:
+    page = open_page(viewport=PHONE, tz=SEOUL, scheme=scheme)
+    signup(page, offline_server.url)
+    shoot(page, f"phone-home-{scheme}")
+    start_practice(page, offline_server.url)
+    send(page, "I led a team of four to ship a payments feature on time.")
+    expect(page.locator("[data-testid=message][data-role=assistant]")).to_have_count(2)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    shoot(page, f"phone-practice-{scheme}")
+
+    # The header is one line: "Log out" sits beside the brand, not below it.
+    brand = page.locator(".brand").bounding_box()
+    logout = page.get_by_test_id("logout").bounding_box()
+    assert brand and logout and abs(logout["y"] - brand["y"]) < brand["height"]
+    assert logout["x"] + logout["width"] <= PHONE["width"]
+    wide = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391"
+        " && !e.closest('.nav')).map(e => e.tagName + '.' + e.className)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], wide
+    # A small badge for learners; the configuration hint is not theirs.
+    badge = page.get_by_test_id("offline-mode")
+    expect(badge).to_be_visible()
+    expect(badge).not_to_contain_text("OPENAI_API_KEY")
+    assert badge.bounding_box()["height"] < 40  # type: ignore[index]
+    # The message list gets most of the screen and the composer stays on it.
+    assert page.get_by_test_id("messages").bounding_box()["height"] >= 420  # type: ignore[index]
+    composer = page.get_by_test_id("composer").bounding_box()
+    assert composer and composer["y"] + composer["height"] <= PHONE["height"]
+
+    page.goto(offline_server.url + "/rooms/")
+    shoot(page, f"phone-rooms-{scheme}")
+    from tests.e2e.test_rooms import create_room
+
+    create_room(page, offline_server.url, f"Phone room {scheme}")
+    # The empty-room hint sits inside the message box it talks about.
+    expect(page.locator("#messages [data-testid=room-empty]")).to_be_visible()
+    shoot(page, f"phone-room-{scheme}")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_desktop_pages_in_light_and_dark(open_page, offline_server, scheme) -> None:
+    page = open_page(viewport=DESKTOP, tz=NEW_YORK, scheme=scheme)
+    signup(page, offline_server.url)
+    shoot(page, f"desktop-home-{scheme}")
+    start_practice(page, offline_server.url)
+    send(page, "I led a team of four to ship a payments feature on time.")
+    expect(page.locator("[data-testid=message][data-role=assistant]")).to_have_count(2)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=15_000)
+    shoot(page, f"desktop-practice-{scheme}")
+    page.goto(offline_server.url + "/")
+    shoot(page, f"desktop-history-{scheme}")
+    page.goto(offline_server.url + "/rooms/")
+    shoot(page, f"desktop-rooms-{scheme}")
+    expect(page.get_by_test_id("quota")).to_be_visible()
