@@ -111,6 +111,11 @@ def blocks_closed(message_id: object, closed: str, tail: str) -> str:
     )
 
 
+def conversation_title(title: str) -> str:
+    """The conversation's heading after it was named (the page's tab title follows: app.js)."""
+    return _render("chat/ws/title.html", {"title": title})
+
+
 def message_deleted(message_id: object) -> str:
     """Remove a message from the page (a regenerated reply)."""
     return _render("chat/ws/deleted.html", {"message_id": str(message_id)})

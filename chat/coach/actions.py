@@ -44,6 +44,7 @@ async def on_send(page: Page, payload: dict[str, Any]) -> None:
     # The reply task asks the model before anything is rendered, then publishes the exchange.
     await tasks.start_exchange(outcome.exchange, user_id=page.user.pk)
     await page.send_frame(frames.composer(page.conversation))
+
     if outcome.exchange.quota_refused:
         await _quota_notice(page)
 

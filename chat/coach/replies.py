@@ -20,7 +20,7 @@ from accounts.models import User
 from chat.coach import quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
-from chat.conversations import message_create
+from chat.conversations import message_create, title_from_first_answer
 from chat.models import Conversation, Message
 
 
@@ -44,6 +44,7 @@ class Exchange:
     limit: int = 0
     deleted_ids: list[str] = field(default_factory=list)
     quota_refused: bool = False
+    retitled: str = ""  # the new title when this answer named the conversation
 
 
 def _start_reply(conversation: Conversation, usage: Any) -> tuple[Message, ReplyRequest]:
@@ -80,6 +81,8 @@ def exchange_start(
                 raise QuotaExhaustedError
             exchange.quota_refused = True
     exchange.user_message = message_create(conversation=conversation, author=user, content=text)
+    if conversation.kind == Conversation.Kind.PRACTICE:
+        exchange.retitled = title_from_first_answer(conversation, text)
     if usage is not None:
         exchange.reply, exchange.request = _start_reply(conversation, usage)
         exchange.usage_id = usage.pk

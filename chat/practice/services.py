@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -13,9 +12,9 @@ from chat.models import Conversation, Membership, Message, Persona
 
 
 def _title_for(persona: Persona | None) -> str:
-    now = timezone.localtime()
-    name = persona.name if persona else _("Practice")
-    return f"{name} · {now:%Y-%m-%d %H:%M}"
+    # The coach's name until the first answer names it (chat.conversations): no date in a
+    # title, where it would stay in the zone it was written in.
+    return persona.name if persona else _("Practice")
 
 
 @transaction.atomic

@@ -238,7 +238,16 @@
 
   // After an accepted send, the server replaces the textarea: keep the focus in it.
   // The event fires on the new element; detail.target is the old one, already detached.
+  // The tab title follows the conversation's name (renamed, or named by its first answer).
+  var TITLE_SUFFIX = / · Practalk$/.test(document.title) ? " · Practalk" : "";
+  function followTitle() {
+    var heading = document.getElementById("conv-title");
+    if (heading) { document.title = heading.textContent.trim() + TITLE_SUFFIX; }
+  }
+  document.addEventListener("htmx:afterSettle", followTitle);  // after a rename (hx-post)
+
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    if (evt.target && evt.target.id === "conv-title") { followTitle(); }
     if (evt.target && evt.target.id === "composer-input") {
       evt.target.focus();
     }

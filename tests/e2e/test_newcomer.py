@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -270,3 +271,37 @@ def test_the_desktop_pages_in_light_and_dark(open_page, offline_server, scheme) 
     page.goto(offline_server.url + "/rooms/")
     shoot(page, f"desktop-rooms-{scheme}")
     expect(page.get_by_test_id("quota")).to_be_visible()
+
+
+@pytest.mark.parametrize(("tz", "viewport"), [(NEW_YORK, PHONE), (SEOUL, DESKTOP)])
+def test_the_history_is_scannable(open_page, server, tz, viewport) -> None:
+    page = open_page(viewport=viewport, tz=tz)
+    signup(page, server.url)
+    start_practice(page, server.url)
+    send(page, "I rebuilt our onboarding flow and cut drop-off by a third in two months.")
+    expect(page.locator("[data-testid=message][data-role=assistant]")).to_have_count(2)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=10_000)
+    # The tab title follows the new name too.
+    expect(page).to_have_title(re.compile(r"^I rebuilt our onboarding flow"))
+
+    page.goto(server.url + "/")
+    expect(page.get_by_test_id("history-day").first.locator("h2")).to_have_text("Today")
+    row = page.get_by_test_id("conversation-item").first
+    expect(row.locator(".title")).to_have_text(re.compile(r"^I rebuilt our onboarding flow"))
+    expect(row.get_by_test_id("conversation-snippet")).not_to_be_empty()
+    expect(row.get_by_test_id("conversation-state")).to_have_text("Your turn")
+    expect(row.locator("time")).to_have_text(re.compile(r"now|second|minute"))
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", row.inner_text())  # no frozen date
+    shoot(page, f"history-{'phone' if viewport is PHONE else 'desktop'}")
+
+
+def test_renaming_changes_the_tab_title(open_page, server) -> None:
+    page = open_page(viewport=DESKTOP, tz=SEOUL)
+    signup(page, server.url)
+    start_practice(page, server.url)
+    page.locator("details.menu > summary").click()
+    page.get_by_test_id("rename-input").fill("Mock for Toss")
+    page.get_by_test_id("rename").click()
+
+    expect(page.locator("#conv-title")).to_have_text("Mock for Toss")
+    expect(page).to_have_title("Mock for Toss · Practalk")
