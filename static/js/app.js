@@ -57,9 +57,12 @@
     return day + " " + clock(d);
   }
 
+  // Each <time> is localised once, when it arrives: rewriting them all on every frame
+  // flooded the live region (and screen readers) with text changes during a reply.
   function localiseTimes(root) {
-    var times = (root || document).querySelectorAll("time[datetime]");
+    var times = (root || document).querySelectorAll("time[datetime]:not([data-localised])");
     for (var i = 0; i < times.length; i++) {
+      times[i].setAttribute("data-localised", "");
       var d = new Date(times[i].getAttribute("datetime"));
       if (isNaN(d) || times[i].hasAttribute("data-keep")) { continue; }
       if (times[i].hasAttribute("data-reset")) {
@@ -257,6 +260,23 @@
     }
   });
 
+  // Escape closes open menus; in the composer it also stops a reply that is streaming.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape" || evt.isComposing) { return; }
+    var open = document.querySelectorAll("details[open]");
+    for (var i = 0; i < open.length; i++) {
+      open[i].open = false;
+      var summary = open[i].querySelector("summary");
+      if (summary && open[i].contains(evt.target)) { summary.focus(); }
+    }
+    var t = evt.target;
+    if (t && t.id === "composer-input" &&
+        document.querySelector("#messages [data-testid=message][data-status=streaming]")) {
+      var stop = document.querySelector("[data-testid=stop]");
+      if (stop && stop.form) { evt.preventDefault(); stop.form.requestSubmit(); }
+    }
+  });
+
   // Enter sends, Shift+Enter makes a new line; typing tells the room (throttled by the server).
   document.addEventListener("keydown", function (evt) {
     var t = evt.target;
@@ -305,6 +325,9 @@
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
     syncQuota();
+    // An opened conversation is ready to type in (not on touch screens: no surprise keyboard).
+    var box = document.getElementById("composer-input");
+    if (box && window.matchMedia && window.matchMedia("(pointer: fine)").matches) { box.focus(); }
     scrollToEnd(true);
   });
 })();

@@ -305,3 +305,46 @@ def test_renaming_changes_the_tab_title(open_page, server) -> None:
 
     expect(page.locator("#conv-title")).to_have_text("Mock for Toss")
     expect(page).to_have_title("Mock for Toss · Practalk")
+
+
+def test_keyboard_and_screen_reader(open_page, server) -> None:
+    page = open_page(viewport=DESKTOP, tz=NEW_YORK)
+    signup(page, server.url)
+    start_practice(page, server.url)
+    box = page.get_by_test_id("composer-input")
+    expect(box).to_be_focused()  # ready to type when the conversation opens
+
+    page.locator("details.menu > summary").click()
+    expect(page.locator("details.menu")).to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(page.locator("details.menu")).not_to_have_attribute("open", "")
+
+    # Times are localised once: a reply's token frames leave every <time> alone.
+    page.evaluate(
+        """() => {
+        window.timeChanges = 0;
+        new MutationObserver(records => {
+          for (const r of records) {
+            const node = r.target.nodeType === 3 ? r.target.parentNode : r.target;
+            if (node && node.closest && node.closest("time")) { window.timeChanges++; }
+          }
+        }).observe(document.getElementById("messages"),
+                   {subtree: true, characterData: true, childList: true, attributes: true});
+      }"""
+    )
+    send(page, "A long answer please [[fake:tokens=80,delay=0.02]]")
+    reply = page.locator("[data-testid=message][data-role=assistant]").nth(1)
+    expect(reply).to_have_attribute("aria-busy", "true")
+    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+    expect(reply).not_to_have_attribute("aria-busy", "true")
+    # Two new messages and one replaced: a few changes each, never one per frame.
+    assert page.evaluate("window.timeChanges") <= 12
+
+    # Escape in the composer stops a streaming reply.
+    send(page, "Another one [[fake:tokens=200,delay=0.05]]")
+    growing = page.locator("[data-testid=message][data-role=assistant]").nth(2)
+    expect(growing).to_have_attribute("data-status", "streaming")
+    expect(growing.locator(".body")).not_to_be_empty()
+    box.focus()
+    page.keyboard.press("Escape")
+    expect(growing).to_have_attribute("data-status", "stopped")
