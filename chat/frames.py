@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable
 from html import escape as escape_html
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -143,7 +144,8 @@ def notice(
 
 def composer(conversation: Conversation) -> str:
     """An empty composer box and no notice, after a send was accepted."""
-    return _render("chat/ws/composer.html", {"conversation": conversation})
+    context = {"conversation": conversation, "message_max_length": settings.MAX_MESSAGE_LENGTH}
+    return _render("chat/ws/composer.html", context)
 
 
 def typing(user_id: int, nickname: str) -> str:

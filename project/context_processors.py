@@ -14,6 +14,7 @@ def site(request: HttpRequest) -> dict[str, Any]:
     return {
         "social_providers": sorted(settings.SOCIALACCOUNT_PROVIDERS),
         "ai_offline": not (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL),
+        "message_max_length": settings.MAX_MESSAGE_LENGTH,
     }
 
 

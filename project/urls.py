@@ -2,7 +2,9 @@
 
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
+from django.views.generic import RedirectView
 
 from accounts.views import set_language
 from project import health
@@ -17,6 +19,8 @@ register_converter(BoundedIntConverter, "id")
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page links: send them to the SVG icon.
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
     path("health/", health.health, name="health"),
     path("health/detailed/", health.health_detailed, name="health-detailed"),
     path("admin/", admin.site.urls),

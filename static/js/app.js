@@ -234,6 +234,7 @@
     // Frames are rendered once for every reader, in the server's zone: show the reader's.
     localiseTimes(document.getElementById("messages"));
     localiseTimes(document.getElementById("notice"));
+    addCodeCopy(document.getElementById("messages"));
     scrollToEnd(false);
     clearEndedStatus();
     if (el) { el.setAttribute("data-last-seq", lastSeq()); }
@@ -253,6 +254,7 @@
     if (evt.target && evt.target.id === "conv-title") { followTitle(); }
     if (evt.target && evt.target.id === "composer-input") {
       evt.target.focus();
+      count(evt.target);
     }
     if (evt.target && evt.target.id === "quota-box") {
       localiseTimes(evt.target);
@@ -309,6 +311,73 @@
     }
   }, true);
 
+  // The composer's counter: what is left of the limit, once the text is long enough to care.
+  function count(box) {
+    var counter = document.getElementById("composer-count");
+    if (!box || !counter) { return; }
+    var max = parseInt(counter.getAttribute("data-max"), 10);
+    var left = max - box.value.length;
+    counter.hidden = box.value.length < max * 0.8;
+    counter.textContent = left + " / " + max;
+    counter.classList.toggle("danger", left <= 0);
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target && evt.target.id === "composer-input") { count(evt.target); }
+  });
+
+  // Copy buttons: a whole reply (its button is in the message), and every code block.
+  function addCodeCopy(root) {
+    var blocks = (root || document).querySelectorAll("#messages .message .body pre:not([data-copy-ready])");
+    var label = document.querySelector("[data-copy-label]");
+    for (var i = 0; i < blocks.length; i++) {
+      blocks[i].setAttribute("data-copy-ready", "");
+      var b = document.createElement("button");
+      b.type = "button";
+      b.className = "link copy copy-code";
+      b.setAttribute("data-copy", "code");
+      b.setAttribute("data-testid", "copy-code");
+      b.textContent = label ? label.getAttribute("data-copy-label") : "Copy";
+      b.setAttribute("data-copied", label ? label.getAttribute("data-copied-label") : "Copied");
+      blocks[i].parentNode.insertBefore(b, blocks[i].nextSibling);
+    }
+  }
+  document.addEventListener("click", function (evt) {
+    var b = evt.target && evt.target.closest && evt.target.closest("[data-copy]");
+    if (!b) { return; }
+    var text = "";
+    if (b.getAttribute("data-copy") === "code") {
+      var pre = b.previousElementSibling;
+      text = pre ? pre.innerText : "";
+    } else {
+      var body = b.closest(".message").querySelector(".body");
+      text = body ? body.innerText : "";
+    }
+    if (!navigator.clipboard) { return; }
+    navigator.clipboard.writeText(text).then(function () {
+      var was = b.textContent;
+      b.textContent = b.getAttribute("data-copied") || was;
+      setTimeout(function () { b.textContent = was; }, 1500);
+    });
+  });
+
+  // "Load older" keeps the reader's place: the list grows above what they were reading.
+  var olderFrom = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var target = evt.detail && evt.detail.target;
+    if (target && target.classList && target.classList.contains("load-older")) {
+      var list = document.getElementById("messages");
+      olderFrom = list ? list.scrollHeight - list.scrollTop : null;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (olderFrom === null) { return; }
+    var list = document.getElementById("messages");
+    if (list) { list.scrollTop = list.scrollHeight - olderFrom; }
+    olderFrom = null;
+    localiseTimes(list);
+    addCodeCopy(list);
+  });
+
   var lastTyping = 0;
   document.addEventListener("input", function (evt) {
     var t = evt.target;
@@ -324,6 +393,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localiseTimes(document);
+    addCodeCopy(document);
+    count(document.getElementById("composer-input"));
     syncQuota();
     // An opened conversation is ready to type in (not on touch screens: no surprise keyboard).
     var box = document.getElementById("composer-input");

@@ -348,3 +348,63 @@ def test_keyboard_and_screen_reader(open_page, server) -> None:
     box.focus()
     page.keyboard.press("Escape")
     expect(growing).to_have_attribute("data-status", "stopped")
+
+
+def test_what_people_expect_from_a_chat_app(open_page, server, db_access) -> None:
+    page = open_page(viewport=PHONE, tz=SEOUL)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    signup(page, server.url)
+    start_practice(page, server.url)
+    # A favicon is linked and /favicon.ico is no 404.
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert icon and page.request.get(server.url + icon).ok
+    assert page.request.get(server.url + "/favicon.ico").ok
+
+    # The composer stops at the limit and says how much is left near it.
+    box = page.get_by_test_id("composer-input")
+    limit = int(box.get_attribute("maxlength") or 0)
+    assert limit > 0
+    box.fill("x" * (limit - 10))
+    expect(page.get_by_test_id("char-counter")).to_have_text(f"10 / {limit}")
+    box.fill("")
+
+    # Copy buttons on a reply and on its code blocks.
+    box.fill("Show code\n\n```py\nprint('hi')\n```\n\n[[fake:echo]]")
+    box.press("Enter")
+    reply = page.locator("[data-testid=message][data-role=assistant]").nth(1)
+    expect(reply).to_have_attribute("data-status", "complete", timeout=10_000)
+    reply.get_by_test_id("copy-code").click()
+    assert page.evaluate("navigator.clipboard.readText()").strip() == "print('hi')"
+    reply.get_by_test_id("copy").click()
+    assert "Show code" in page.evaluate("navigator.clipboard.readText()")
+
+    # Branded error pages.
+    response = page.goto(server.url + "/no-such-page/")
+    assert response is not None and response.status == 404
+    expect(page.get_by_test_id("error-page")).to_contain_text("This page is not here")
+    expect(page.locator(".brand")).to_be_visible()
+
+
+def test_load_older_keeps_the_readers_place(open_page, server, db_access) -> None:
+    from accounts.models import User
+    from chat.conversations import message_create
+    from chat.models import Conversation
+
+    page = open_page(viewport=DESKTOP, tz=NEW_YORK)
+    email = signup(page, server.url)
+    url = start_practice(page, server.url)
+    user = User.objects.get(email=email)
+    conversation = Conversation.objects.get(pk=url.rstrip("/").split("/")[-1])
+    for i in range(80):
+        message_create(conversation=conversation, author=user, content=f"Old line {i}")
+    page.goto(url)
+    wait_socket(page)
+    messages = page.get_by_test_id("messages")
+    messages.evaluate("m => { m.scrollTop = 0; }")
+    first = page.get_by_test_id("message").first.element_handle()
+    before = first.evaluate("e => e.getBoundingClientRect().top")
+    page.get_by_test_id("load-older").click()
+    expect(page.get_by_test_id("message")).to_have_count(81)
+    # The message that was at the top is still where it was, older ones above it.
+    after = first.evaluate("e => e.getBoundingClientRect().top")
+    assert abs(after - before) < 60
