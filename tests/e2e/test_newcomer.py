@@ -408,3 +408,30 @@ def test_load_older_keeps_the_readers_place(open_page, server, db_access) -> Non
     # The message that was at the top is still where it was, older ones above it.
     after = first.evaluate("e => e.getBoundingClientRect().top")
     assert abs(after - before) < 60
+
+
+def test_the_demo_learners_first_screen_is_not_empty(open_page, server, db_access) -> None:
+    from django.core.management import call_command
+
+    from chat.management.commands.seed_demo import DEMO_PASSWORD
+
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    from accounts.models import User
+
+    call_command("seed_demo", verbosity=0)
+    # Tests hash fast; the server only knows its real hasher.
+    hashed = PBKDF2PasswordHasher().encode(DEMO_PASSWORD, "demosalt1234")
+    User.objects.filter(email="learner@example.com").update(password=hashed)
+    page = open_page(viewport=PHONE, tz=SEOUL)
+    page.goto(server.url + "/accounts/login/")
+    page.fill("input[name=login]", "learner@example.com")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign In").click()
+
+    expect(page.get_by_test_id("conversation-item")).to_have_count(1)
+    page.get_by_test_id("conversation-item").locator("a").click()
+    expect(page.get_by_test_id("message")).to_have_count(5)
+    page.goto(server.url + "/rooms/")
+    page.get_by_test_id("room-item").filter(has_text="English lounge").locator("a").first.click()
+    expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(4)
