@@ -411,13 +411,11 @@ def test_load_older_keeps_the_readers_place(open_page, server, db_access) -> Non
 
 
 def test_the_demo_learners_first_screen_is_not_empty(open_page, server, db_access) -> None:
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
     from django.core.management import call_command
 
-    from chat.management.commands.seed_demo import DEMO_PASSWORD
-
-    from django.contrib.auth.hashers import PBKDF2PasswordHasher
-
     from accounts.models import User
+    from chat.management.commands.seed_demo import DEMO_PASSWORD
 
     call_command("seed_demo", verbosity=0)
     # Tests hash fast; the server only knows its real hasher.
