@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from chat.models import Connection, Conversation, Membership
+from chat.models import Connection, Conversation, Membership, RoomBan
 
 ROOMS_PER_PAGE = 30
 
@@ -56,3 +56,13 @@ def members_of(room: Conversation) -> list[Membership]:
 def membership_of(user: User, room: Conversation) -> Membership | None:
     """The user's membership of the room, if any."""
     return Membership.objects.filter(conversation=room, user=user).first()
+
+
+def bans_of(room: Conversation) -> list[RoomBan]:
+    """People kept out of the room, newest first (the owner can lift each)."""
+    return list(RoomBan.objects.filter(room=room).select_related("user").order_by("-created_at"))
+
+
+def unread_total(user: User) -> int:
+    """Unread messages across the user's rooms, for the header badge."""
+    return sum(room.unread for room in rooms_for(user).filter(is_member=True))

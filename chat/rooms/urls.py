@@ -20,5 +20,10 @@ urlpatterns = [
         views.room_remove_member,
         name="room-remove-member",
     ),
+    path(
+        "rooms/<uuid:conversation_id>/bans/<id:user_id>/lift/",
+        views.room_lift_ban,
+        name="room-lift-ban",
+    ),
     path("rooms/<uuid:conversation_id>/delete/", views.room_delete, name="room-delete"),
 ]

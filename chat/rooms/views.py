@@ -91,6 +91,7 @@ def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
         "has_older": membership is not None and bool(chat_messages) and chat_messages[0].seq > 1,
         "online": online,
         "members": selectors.members_of(room) if membership is not None else [],
+        "bans": selectors.bans_of(room) if is_owner else [],
         "invite_url": request.build_absolute_uri(reverse("room-invite", args=[room.invite_code]))
         if membership is not None and (is_owner or not room.is_public)
         else "",
@@ -105,7 +106,11 @@ def room(request: HttpRequest, conversation_id: object) -> HttpResponse:
 def room_join(request: HttpRequest, conversation_id: object) -> HttpResponse:
     """Join a public room (private rooms are joined through their invite link)."""
     room = _room(request, conversation_id)
-    rooms.room_join(user=request.user, room=room)
+    try:
+        rooms.room_join(user=request.user, room=room)
+    except rooms.BannedFromRoomError:
+        messages.error(request, _("The owner removed you from this room, so you cannot join it."))
+        return redirect("room-list")
     return redirect("room", conversation_id=room.pk)
 
 
@@ -117,7 +122,13 @@ def room_invite(request: HttpRequest, code: str) -> HttpResponse:
     if room is None:
         raise Http404
     if request.method == "POST":
-        rooms.room_join(user=request.user, room=room)
+        try:
+            rooms.room_join(user=request.user, room=room)
+        except rooms.BannedFromRoomError:
+            messages.error(
+                request, _("The owner removed you from this room, so you cannot join it.")
+            )
+            return redirect("room-list")
         return redirect("room", conversation_id=room.pk)
     if conversations.is_member(request.user, room):
         return redirect("room", conversation_id=room.pk)
@@ -174,6 +185,15 @@ def room_remove_member(request: HttpRequest, conversation_id: object, user_id: i
     """The owner removes a member; their open pages close."""
     room = _owned_room(request, conversation_id)
     rooms.room_remove_member(room=room, user_id=user_id)
+    return redirect("room", conversation_id=room.pk)
+
+
+@login_required
+@require_POST
+def room_lift_ban(request: HttpRequest, conversation_id: object, user_id: int) -> HttpResponse:
+    """The owner lets someone they removed join again."""
+    room = _owned_room(request, conversation_id)
+    rooms.room_lift_ban(room=room, user_id=user_id)
     return redirect("room", conversation_id=room.pk)
 
 
