@@ -19,11 +19,16 @@ def site(request: HttpRequest) -> dict[str, Any]:
 
 
 def quota(request: HttpRequest) -> dict[str, Any]:
-    """The signed-in person's AI replies left today, for the header badge on every page."""
+    """The header's badges on every page: AI replies left today, unread room messages."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
     from chat.coach import quota as ledger  # the app registry is ready by request time
 
     # Lazy: fragments that never show the badge (htmx partials) cost no query.
-    return {"quota": SimpleLazyObject(lambda: ledger.context(user))}
+    from chat.rooms import selectors as rooms
+
+    return {
+        "quota": SimpleLazyObject(lambda: ledger.context(user)),
+        "rooms_unread": SimpleLazyObject(lambda: rooms.unread_total(user)),
+    }

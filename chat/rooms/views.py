@@ -40,7 +40,10 @@ def _list_page(request: HttpRequest, form: RoomForm, status: int = 200) -> HttpR
         request.GET.get("page")
     )
     context = {"rooms": page.object_list, "page": page, "form": form}
-    return render(request, "chat/rooms/rooms.html", context, status=status)
+    template = "chat/rooms/rooms.html"
+    if request.htmx and request.htmx.target == "room-list":
+        template += "#room-list"  # the list's own poll: just the list
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -48,6 +51,14 @@ def _list_page(request: HttpRequest, form: RoomForm, status: int = 200) -> HttpR
 def room_list(request: HttpRequest) -> HttpResponse:
     """Public rooms and the user's rooms, and the form to create one."""
     return _list_page(request, RoomForm())
+
+
+@login_required
+@require_GET
+def rooms_unread(request: HttpRequest) -> HttpResponse:
+    """The header's unread badge on its own (it polls: pages without a socket stay current)."""
+    context = {"rooms_unread": selectors.unread_total(request.user)}
+    return render(request, "chat/partials/rooms_unread.html", context)
 
 
 @login_required

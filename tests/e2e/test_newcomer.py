@@ -433,3 +433,32 @@ def test_the_demo_learners_first_screen_is_not_empty(open_page, server, db_acces
     page.goto(server.url + "/rooms/")
     page.get_by_test_id("room-item").filter(has_text="English lounge").locator("a").first.click()
     expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(4)
+
+
+def test_rooms_and_unread_counts_appear_without_reload(open_page, server) -> None:
+    import uuid
+
+    from tests.e2e.test_rooms import create_room
+
+    ahn = open_page(viewport=DESKTOP, tz=SEOUL)
+    signup(ahn, server.url, nickname="Ahn")
+    name = f"Live list {uuid.uuid4().hex[:6]}"
+    room_url = create_room(ahn, server.url, name)
+    mina = open_page(viewport=PHONE, tz=NEW_YORK)
+    signup(mina, server.url, nickname="Mina")
+    mina.goto(room_url)
+    mina.get_by_test_id("join-room").click()
+    wait_socket(mina)
+    mina.goto(server.url + "/rooms/")
+    later = f"Second room {uuid.uuid4().hex[:6]}"
+
+    # Ahn opens another room and writes in the first: Mina's list and header follow.
+    create_room(ahn, server.url, later)
+    expect(mina.get_by_test_id("room-item").filter(has_text=later)).to_have_count(1, timeout=15_000)
+    ahn.goto(room_url)
+    wait_socket(ahn)
+    send(ahn, "Anyone here?")
+    expect(ahn.get_by_test_id("message").filter(has_text="Anyone here?")).to_have_count(1)
+    item = mina.get_by_test_id("room-item").filter(has_text=name)
+    expect(item.get_by_test_id("unread")).to_have_text("1", timeout=15_000)
+    expect(mina.get_by_test_id("rooms-unread")).to_have_text("1", timeout=20_000)
