@@ -462,3 +462,41 @@ def test_rooms_and_unread_counts_appear_without_reload(open_page, server) -> Non
     item = mina.get_by_test_id("room-item").filter(has_text=name)
     expect(item.get_by_test_id("unread")).to_have_text("1", timeout=15_000)
     expect(mina.get_by_test_id("rooms-unread")).to_have_text("1", timeout=20_000)
+
+
+def test_a_removed_member_stays_out_until_the_owner_lets_them_back(open_page, server) -> None:
+    import uuid
+
+    from tests.e2e.test_rooms import create_room
+
+    ahn = open_page(viewport=DESKTOP, tz=SEOUL)
+    signup(ahn, server.url, nickname="Ahn")
+    room_url = create_room(ahn, server.url, f"Bans {uuid.uuid4().hex[:6]}")
+    mina = open_page(viewport=PHONE, tz=NEW_YORK)
+    signup(mina, server.url, nickname="Mina")
+    mina.goto(room_url)
+    mina.get_by_test_id("join-room").click()
+    wait_socket(mina)
+
+    ahn.reload()
+    wait_socket(ahn)
+    ahn.get_by_test_id("room-menu").locator(":scope > summary").click()
+    row = ahn.locator("[data-testid=members] li", has_text="Mina")
+    row.get_by_test_id("remove-member").locator("summary").click()
+    # Asked first: nothing happens until the owner confirms.
+    expect(row.get_by_test_id("confirm-remove")).to_be_visible()
+    expect(row).to_contain_text("cannot join again")
+    row.get_by_test_id("confirm-remove").click()
+    expect(mina.get_by_test_id("room-closed")).to_contain_text("no longer a member")
+
+    mina.goto(room_url)
+    mina.get_by_test_id("join-room").click()
+    expect(mina.locator(".flash")).to_contain_text("removed you from this room")
+    assert mina.url.endswith("/rooms/")
+
+    ahn.get_by_test_id("room-menu").locator(":scope > summary").click()
+    ahn.get_by_test_id("bans").get_by_test_id("lift-ban").click()
+    mina.goto(room_url)
+    mina.get_by_test_id("join-room").click()
+    wait_socket(mina)
+    assert mina.url == room_url
