@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.helpers import PASSWORD, last_reply, send, start_practice, wait_socket
+from tests.e2e.helpers import (
+    PASSWORD,
+    last_reply,
+    mailed_code,
+    send,
+    start_practice,
+    wait_socket,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +74,7 @@ def test_sign_up_and_practise_in_korean(open_page: Callable[[str], Page], server
     start_practice(page, server.url)
     expect_language(page, "ko")
     expect(page.get_by_test_id("send")).to_have_text("보내기")
-    expect(page.locator("#quota-box")).to_contain_text("오늘 남은 AI 답변")
+    expect(page.locator("#quota-box")).to_contain_text("AI 답변")
 
     send(page, "저는 팀 프로젝트를 이끌었어요. [[fake:delay=0.2,tokens=40]]")
     reply = last_reply(page)
@@ -123,6 +130,8 @@ def test_language_is_remembered_after_logging_in_again(
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.get_by_role("button", name="Sign Up").click()
+    page.fill("input[name=code]", mailed_code(email))
+    page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_test_id("nav-user")).to_have_text("Mina")
 
     switch_language(page, "한국어", "Change language")
