@@ -21,9 +21,9 @@ from django.urls import reverse
 from accounts.middleware import scope_language
 from accounts.models import User
 from chat import conversations
+from chat.models import Message
 from chat.practice import services as practice_services
 from chat.rooms import services as rooms
-from chat.models import Message
 from tests.conftest import I18N_IGNORE, PASSWORD
 
 LOCALE = Path(settings.BASE_DIR) / "locale"
