@@ -92,3 +92,12 @@ def test_every_signed_in_page_gets_the_header_quota(learner):
 
     assert context["quota"]["remaining"] == quota.remaining(learner)
     assert context["quota"]["reset_at"] == quota.reset_at()
+
+
+def test_the_stop_button_says_which_stops_are_given_back(client, learner, conversation):
+    client.force_login(learner)
+
+    html = client.get(f"/c/{conversation.pk}/").content.decode()
+
+    stop = html[html.index('data-testid="stop"') :].split(">", 1)[0]
+    assert "before the first word" in stop and "counts" in stop
