@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+from django.utils.encoding import force_str
 
 from accounts.middleware import remember_language, saved_language
 from accounts.models import User, normalize_email
@@ -17,8 +20,29 @@ from accounts.models import User, normalize_email
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SiteIdentity:
+    """What e-mails call the site: its name and the domain people know."""
+
+    name: str
+    domain: str
+
+
+def site_identity() -> SiteIdentity:
+    """Practalk's name and domain from settings (SITE_NAME, SITE_DOMAIN), never a request host."""
+    return SiteIdentity(name=settings.SITE_NAME, domain=settings.SITE_DOMAIN)
+
+
 class AccountAdapter(DefaultAccountAdapter):
     """Store e-mail lower-cased so uniqueness ignores case; sign in to one's own language."""
+
+    def format_email_subject(self, subject: str) -> str:
+        """ "[Practalk] …", whatever host the request came in on."""
+        return f"[{settings.SITE_NAME}] {force_str(subject)}"
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """Sign e-mails with the site's name and real domain (allauth's `current_site`)."""
+        super().send_mail(template_prefix, email, {**context, "current_site": site_identity()})
 
     def clean_email(self, email: str) -> str:
         return normalize_email(super().clean_email(email))

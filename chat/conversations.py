@@ -7,6 +7,7 @@ uses to add a message (with the conversation's next sequence number).
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -196,3 +197,36 @@ def message_create(
     if author is not None:
         message.author = author
     return message
+
+
+TITLE_LENGTH = 60
+_MARKUP = re.compile(r"[*_`#>|~]+")  # Markdown marks: a title is plain text
+
+
+def title_from_text(text: str, limit: int = TITLE_LENGTH) -> str:
+    """A conversation title from what was said: plain words, cut at a word, with "…"."""
+    line = " ".join(_MARKUP.sub("", text).split())
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1].rsplit(" ", 1)[0] or line[: limit - 1]
+    return cut.rstrip(" ,.;:—-") + "…"
+
+
+def title_from_first_answer(conversation: Conversation, text: str) -> str:
+    """Name a practice conversation after its first answer, unless someone renamed it.
+
+    A new conversation is titled with its coach's name (never a date: a title must not
+    freeze one time zone); the first answer replaces that, once. Returns the new title, or "".
+    """
+    persona = conversation.persona
+    # Either name the coach has: the title was made in the learner's language.
+    defaults = {persona.name, persona.display_name} if persona is not None else {""}
+    title = title_from_text(text)
+    if not title or conversation.title not in defaults:
+        return ""
+    if not Conversation.objects.filter(pk=conversation.pk, title=conversation.title).update(
+        title=title
+    ):
+        return ""
+    conversation.title = title
+    return title

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from html import escape as escape_html
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils.html import format_html
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from chat import cards
 from chat.models import Conversation, Feedback, Message
-from chat.rendering import RENDERER_VERSION, render_markdown, render_plain
+from chat.rendering import RENDERER_VERSION, open_block_start, render_markdown, render_plain
 
 MESSAGE_TEMPLATE = "chat/partials/message.html"
 FEEDBACK_TEMPLATE = "chat/partials/feedback.html"
@@ -66,15 +67,28 @@ def message_body(message: Message, feedback: Feedback | None = None) -> SafeStri
     return render_plain(message.content)
 
 
-def render_message(message: Message, *, oob: bool = False) -> str:
-    """One message as HTML (the page and the socket use the same partial)."""
-    plain = message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING
+def render_message(message: Message, *, oob: bool = False, closed: int | None = None) -> str:
+    """One message as HTML (the page and the socket use the same partial).
+
+    A growing reply shows its closed blocks rendered (they stay as they are) and its open
+    last block as escaped text; `closed` is where the stream split them (else found here).
+    """
+    growing = message.role == Message.Role.ASSISTANT and message.status == Message.Status.STREAMING
+    plain = message.role != Message.Role.ASSISTANT or growing
     feedback = feedback_of(message)
+    body = message_body(message, feedback)
+    blocks = mark_safe("")
+    if growing:
+        text = message.content
+        split = open_block_start(text) if closed is None else min(closed, len(text))
+        blocks, body = render_markdown(text[:split]), render_plain(text[split:])
     return render_to_string(
         MESSAGE_TEMPLATE,
         {
             "m": message,
-            "body": message_body(message, feedback),
+            "body": body,
+            "blocks": blocks,
+            "growing": growing,
             "plain": plain,
             "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
             "oob": oob,
@@ -121,9 +135,9 @@ def message_appended(message: Message) -> str:
     return append_messages([render_message(message)])
 
 
-def message_replaced(message: Message) -> str:
+def message_replaced(message: Message, *, closed: int | None = None) -> str:
     """A message replaced whole (finished reply, or a fresh snapshot of a growing one)."""
-    return render_message(message, oob=True)
+    return render_message(message, oob=True, closed=closed)
 
 
 def tokens(message_id: object, text: str) -> str:
@@ -134,6 +148,27 @@ def tokens(message_id: object, text: str) -> str:
     return format_html(
         '<span hx-swap-oob="beforeend:#message-{}-body">{}</span>', str(message_id), text
     )
+
+
+def blocks_closed(message_id: object, closed: str, tail: str) -> str:
+    """Blocks of a growing reply that closed, rendered once; the open tail as text again.
+
+    Sent instead of a token frame when new text closed a block (reference:
+    chat/ws/blocks.html): what the reader sees while it streams is what stays.
+    """
+    return format_html(
+        '<div hx-swap-oob="beforeend:#message-{}-blocks">{}</div>'
+        '<div id="message-{}-body" class="body plain" hx-swap-oob="true" hx-disable>{}</div>',
+        str(message_id),
+        render_markdown(closed),
+        str(message_id),
+        tail,
+    )
+
+
+def conversation_title(title: str) -> str:
+    """The conversation's heading after it was named (the page's tab title follows: app.js)."""
+    return _render("chat/ws/title.html", {"title": title})
 
 
 def message_deleted(message_id: object) -> str:
@@ -149,14 +184,27 @@ def quota(remaining: int, limit: int, resets: dt.datetime) -> str:
     )
 
 
-def notice(text: str, *, level: str = "info") -> str:
-    """A short notice for one socket (not stored), shown above the composer."""
-    return _render("chat/ws/notice.html", {"text": text, "level": level})
+def notice(
+    text: str, *, level: str = "info", reset_at: dt.datetime | None = None, cause: str = ""
+) -> str:
+    """A short notice for one socket (not stored), shown above the composer.
+
+    `cause` names what the notice is about, so the page clears it when that ends;
+    `reset_at` adds the quota's reset moment, shown in the reader's zone.
+    """
+    context: dict[str, object] = {
+        "text": text,
+        "level": level,
+        "reset_at": reset_at,
+        "cause": cause,
+    }
+    return _render("chat/ws/notice.html", context)
 
 
 def composer(conversation: Conversation) -> str:
     """An empty composer box and no notice, after a send was accepted."""
-    return _render("chat/ws/composer.html", {"conversation": conversation})
+    context = {"conversation": conversation, "message_max_length": settings.MAX_MESSAGE_LENGTH}
+    return _render("chat/ws/composer.html", context)
 
 
 def typing(user_id: int, nickname: str) -> str:

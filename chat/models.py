@@ -188,6 +188,26 @@ class Membership(models.Model):
         return f"{self.user} in {self.conversation}"
 
 
+class RoomBan(models.Model):
+    """Someone the owner removed from a public room: they cannot join it again until lifted."""
+
+    room = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="bans")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="room_bans"
+    )
+    created_at = models.DateTimeField(_("banned"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("room ban")
+        verbose_name_plural = _("room bans")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["room", "user"], name="unique_room_ban"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} banned from {self.room}"
+
+
 class Message(models.Model):
     """One message: from a person, from the AI coach, or a system notice."""
 

@@ -27,7 +27,7 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-__all__ = ["RENDERER_VERSION", "render_markdown", "render_plain"]
+__all__ = ["RENDERER_VERSION", "open_block_start", "render_markdown", "render_plain"]
 
 # Raise when the Markdown rendering or its sanitising changes: messages stored with another
 # version are rendered again (and `manage.py rerender_messages` stores the new HTML).
@@ -151,12 +151,50 @@ def _build_markdown() -> MarkdownIt:
 
 _MD = _build_markdown()
 
+# Block structure only (no inline parsing): where blocks start, for streamed replies.
+_BLOCKS = MarkdownIt("commonmark", {"html": False}).enable(["table"])
+_BLOCKS.core.ruler.enableOnly(["normalize", "block"])
+
 
 def render_markdown(text: str) -> SafeString:
     """Render untrusted Markdown to sanitised HTML that is safe to insert into the page."""
     if not text:
         return mark_safe("")
     return mark_safe(_CLEANER.clean(_MD.render(text)))
+
+
+_CLOSED_BY_BLANK_LINE = frozenset({"paragraph_open", "table_open", "blockquote_open", "hr"})
+
+
+def open_block_start(text: str) -> int:
+    """Where the last top-level block of `text` starts: everything before it is closed.
+
+    While a reply streams its last block can still grow (a paragraph, a list, a table, an
+    unclosed code fence); the blocks before it cannot change (a newer block has begun), so
+    they are rendered once and stay. Only called when new text holds a newline.
+    """
+    if "\n" not in text:
+        return 0
+    blocks = [t for t in _BLOCKS.parse(text) if t.level == 0 and t.nesting >= 0 and t.map]
+    if not blocks:
+        return 0
+    last = blocks[-1].type
+    # A heading ends with its line; a paragraph, table or quote with a blank line. A list
+    # (a blank line may precede its next item) or a code fence waits for the next block.
+    if (last == "heading_open" and text.endswith("\n")) or (
+        last in _CLOSED_BY_BLANK_LINE and text.endswith("\n\n")
+    ):
+        return len(text)
+    if len(blocks) < 2:
+        return 0
+    block_map = blocks[-1].map
+    if block_map is None:
+        return 0
+    last_line = block_map[0]
+    offset = 0
+    for _ in range(last_line):
+        offset = text.index("\n", offset) + 1
+    return offset
 
 
 def render_plain(text: str) -> SafeString:

@@ -69,13 +69,20 @@ def _check_cache() -> dict[str, Any]:
     return {"status": "ok", "backend": kind}
 
 
+OFFLINE_HINT = (
+    "The offline coach is answering. To use a model, set OPENAI_API_KEY (or OPENAI_BASE_URL "
+    "for any OpenAI-compatible server such as vLLM, Ollama or llama.cpp) and restart."
+)
+
+
 async def _check_ai() -> dict[str, Any]:
     """The model server answers and accepts the key (lists models); offline is always up."""
     from chat.coach.providers import get_provider
 
     provider = get_provider()
     if provider.offline:
-        return {"status": "ok", "mode": "offline"}
+        # For staff (learners only see a small "offline coach" badge).
+        return {"status": "ok", "mode": "offline", "hint": OFFLINE_HINT}
     await provider.check()  # ProviderError → "down" with its code
     return {"status": "ok", "mode": "configured", "model": settings.OPENAI_MODEL}
 

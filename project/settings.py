@@ -65,6 +65,7 @@ if not SECRET_KEY:
             "SECRET_KEY must be set when DEBUG is off (set DEBUG=1 for local development)."
         )
 
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]"}
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG or TESTING else "")
 if not DEBUG and not TESTING:
     if not ALLOWED_HOSTS:
@@ -133,6 +134,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "project.context_processors.site",
                 "chat.classes.context.my_classes",
+                "project.context_processors.quota",
             ],
             "builtins": ["django_htmx.templatetags.django_htmx"],
         },
@@ -307,6 +309,13 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBac
 # For django.core.mail.backends.filebased.EmailBackend: the folder e-mails are written to.
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Practalk <no-reply@practalk.local>")
+# How e-mails name and sign the site ("Hello from Practalk!" … "practalk.example.com"):
+# the domain people know, not whatever host a request came in on (127.0.0.1:8801).
+SITE_NAME = env("SITE_NAME", "Practalk")
+SITE_DOMAIN = env(
+    "SITE_DOMAIN",
+    next((h.lstrip(".") for h in ALLOWED_HOSTS if h not in _LOCAL_HOSTS), "localhost:8000"),
+)
 
 # --- Gateway identity (off unless a secret is set) ------------------------------------------
 GATEWAY_SHARED_SECRET = env("GATEWAY_SHARED_SECRET")

@@ -2,6 +2,8 @@
 
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
 
 from accounts.views import set_language
@@ -16,7 +18,17 @@ register_converter(BoundedIntConverter, "id")
 # people who are not active staff get 403.
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico whatever the page links: send them to the SVG icon.
+
+    Resolved per request, not at import: the hashed static name exists only after collectstatic.
+    """
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     path("health/", health.health, name="health"),
     path("health/detailed/", health.health_detailed, name="health-detailed"),
     path("admin/", admin.site.urls),

@@ -381,9 +381,20 @@ BODY_ATTRS = {"href", "title", "rel", "class"}
 # A learner's answer in practice: its feedback highlights, and nothing else, are marks.
 MARK_KINDS = {"filler", "hedge", "we", "situation", "task", "action", "result"}
 _FEEDBACK_ID = re.compile(r"feedback-([0-9a-f-]{36})$")
-WIDGET_IDS = {"notice", "quota-box", "composer-input", "speech-seconds", "typing", "presence"}
+WIDGET_IDS = {
+    "notice",
+    "quota-box",
+    "composer-input",
+    "speech-seconds",
+    "typing",
+    "presence",
+    "conv-title",
+}
 _MESSAGE_ID = re.compile(r"message-([0-9a-f-]{36})$")
 _BODY_ID = re.compile(r"#message-([0-9a-f-]{36})-body$")
+# A growing reply's closed blocks, rendered (beforeend), and its open tail (replaced).
+_BLOCKS_ID = re.compile(r"#message-([0-9a-f-]{36})-blocks$")
+_TAIL_ID = re.compile(r"message-([0-9a-f-]{36})-body$")
 
 
 def body_problems(body: Node, where: str) -> list[str]:
@@ -418,8 +429,9 @@ class Shown:
     kind: str
     seq: int
     author: str
-    body: str
+    body: str  # what the page shows: closed blocks' text, then the open tail
     node: Node
+    blocks: str = ""  # the closed blocks' text alone (a growing reply)
 
     @classmethod
     def from_node(cls, node: Node) -> Shown:
@@ -427,6 +439,8 @@ class Shown:
         if node.tag != "article" or match is None:
             raise ValueError(f"not a message: <{node.tag} {node.attrs}>")
         body = node.find(lambda n: n.attrs.get("id", "").endswith("-body"))
+        blocks_node = node.find(lambda n: n.attrs.get("id", "").endswith("-blocks"))
+        blocks = blocks_node.text() if blocks_node else ""
         return cls(
             id=match.group(1),
             role=node.attrs.get("data-role", ""),
@@ -434,8 +448,9 @@ class Shown:
             kind=node.attrs.get("data-kind", ""),
             seq=int(node.attrs.get("data-seq") or 0),
             author=node.attrs.get("data-author", ""),
-            body=body.text() if body else "",
+            body=blocks + (body.text() if body else ""),
             node=node,
+            blocks=blocks,
         )
 
 
@@ -503,6 +518,10 @@ class Page:
                         self._append(child, "append")
             elif oob and _BODY_ID.match(oob.split(":", 1)[-1]):
                 self._tokens(el, _BODY_ID.match(oob.split(":", 1)[-1]).group(1))
+            elif oob and _BLOCKS_ID.match(oob.split(":", 1)[-1]):
+                self._blocks(el, _BLOCKS_ID.match(oob.split(":", 1)[-1]).group(1))
+            elif oob == "true" and _TAIL_ID.match(el_id):
+                self._tail(el, _TAIL_ID.match(el_id).group(1))
             elif oob == "delete" and _MESSAGE_ID.match(el_id):
                 self.messages.pop(_MESSAGE_ID.match(el_id).group(1), None)
             elif oob == "true" and _MESSAGE_ID.match(el_id):
@@ -524,12 +543,16 @@ class Page:
     def _check_message(self, node: Node, where: str) -> Shown:
         shown = Shown.from_node(node)
         body = node.find(lambda n: n.attrs.get("id", "").endswith("-body"))
-        if body is not None:
-            self.problems += body_problems(body, f"{where} {shown.id[:8]}")
+        blocks = node.find(lambda n: n.attrs.get("id", "").endswith("-blocks"))
+        for part in (body, blocks):
+            if part is not None:
+                self.problems += body_problems(part, f"{where} {shown.id[:8]}")
         for inner in node.walk():
             if inner is node:
                 continue
-            if "hx-swap-oob" in inner.attrs or (inner is not body and "id" in inner.attrs):
+            if "hx-swap-oob" in inner.attrs or (
+                inner is not body and inner is not blocks and "id" in inner.attrs
+            ):
                 # The feedback card under an answer: replaced on its own when it fills in.
                 if "hx-swap-oob" not in inner.attrs and _FEEDBACK_ID.match(inner.attrs["id"]):
                     continue
@@ -566,6 +589,28 @@ class Page:
             self.orphans.append(message_id)
             return
         target.body += el.text()
+
+    def _blocks(self, el: Node, message_id: str) -> None:
+        """Closed blocks of a growing reply, rendered once (a numbered token frame)."""
+        self.token_frames += 1
+        self.token_times.append(time.monotonic())
+        self.problems += body_problems(el, f"blocks {message_id[:8]}")
+        target = self.messages.get(message_id)
+        if target is None:
+            self.orphans.append(message_id)
+            return
+        target.blocks += el.text()
+
+    def _tail(self, el: Node, message_id: str) -> None:
+        """The open block of a growing reply, as text again after blocks closed."""
+        for child in el.children:
+            if not isinstance(child, str):
+                self.problems.append(f"element <{child.tag}> in a reply's open tail")
+        target = self.messages.get(message_id)
+        if target is None:
+            self.orphans.append(message_id)
+            return
+        target.body = target.blocks + el.text()
 
     def summary(self) -> str:
         return json.dumps(

@@ -9,7 +9,25 @@ from channels.db import database_sync_to_async
 
 from chat import events, frames
 from chat.actions import Page
-from chat.coach import sending, tasks
+from chat.coach import quota, sending, tasks
+
+
+async def _quota_notice(page: Page) -> None:
+    """The empty quota, with its one reset moment (localised to the reader by the page)."""
+    html = frames.notice(
+        sending.quota_refused_text(), level="error", reset_at=quota.reset_at(), cause="quota"
+    )
+    await page.send_frame(html)
+
+
+async def _problem_notice(page: Page, outcome: sending.SendOutcome) -> None:
+    """A refused send or regenerate: the text stays in the box, the notice says why."""
+    if outcome.cause == "quota":
+        await _quota_notice(page)
+    elif outcome.cause:
+        await page.send_frame(frames.notice(outcome.problem, level="error", cause=outcome.cause))
+    else:
+        await page.send_notice(outcome.problem)
 
 
 def _answer_id(value: object) -> uuid.UUID | None:
@@ -36,7 +54,7 @@ async def on_send(page: Page, payload: dict[str, Any]) -> None:
     )
     if outcome.problem or outcome.exchange is None:
         # The text stays in the box: the composer is not cleared.
-        await page.send_notice(outcome.problem)
+        await _problem_notice(page, outcome)
         return
     # Answer again: the replaced path leaves the page (it stays stored, as another version).
     group = events.conv_group(page.conversation.pk)
@@ -45,8 +63,9 @@ async def on_send(page: Page, payload: dict[str, Any]) -> None:
     # The reply task asks the model before anything is rendered, then publishes the exchange.
     await tasks.start_exchange(outcome.exchange, user_id=page.user.pk)
     await page.send_frame(frames.composer(page.conversation))
+
     if outcome.exchange.quota_refused:
-        await page.send_notice(sending.quota_refused_text())
+        await _quota_notice(page)
 
 
 async def on_stop(page: Page, payload: dict[str, Any]) -> None:
@@ -60,7 +79,7 @@ async def on_regenerate(page: Page, payload: dict[str, Any]) -> None:
     """Replace the last finished reply with a new one."""
     outcome = await database_sync_to_async(sending.regenerate)(page.user, page.conversation)
     if outcome.problem or outcome.exchange is None:
-        await page.send_notice(outcome.problem)
+        await _problem_notice(page, outcome)
         return
     group = events.conv_group(page.conversation.pk)
     for message_id in outcome.exchange.deleted_ids:

@@ -16,6 +16,7 @@ from django.conf import settings
 
 from chat import events, frames
 from chat.models import Message
+from chat.rendering import open_block_start
 
 # The shortest flush interval honoured: below it, a model at full speed sends a frame per
 # token, ~4x the CPU per token, and fills sockets' channels faster than they drain.
@@ -113,6 +114,10 @@ class ReplyBroadcast:
         self.snapshots_sent = 0
         self.sent_upto = 0  # how many of `parts` a frame (token frame or snapshot) carried
         self.snapshot_to: set[str] = set()  # channels of pages waiting for a snapshot
+        # Streamed Markdown: the first `closed` characters are rendered blocks on the page,
+        # `open_text` the growing last block, shown as text until a newer block begins.
+        self.closed = 0
+        self.open_text = ""
         self._lock = asyncio.Lock()  # the timer's flush and the loop's must not swap numbers
         self.batcher = TokenBatcher(self._send_tokens, flush_interval(), idle_gap())
 
@@ -144,20 +149,31 @@ class ReplyBroadcast:
                 await events.publish_safely(
                     self.group,
                     events.frame(
-                        frames.tokens(self.message_id, text),
-                        stream=self.message_id,
-                        part=self.parts_sent,
+                        self._token_frame(text), stream=self.message_id, part=self.parts_sent
                     ),
                 )
             if self.snapshot_to:
                 await self._send_snapshots()
+
+    def _token_frame(self, text: str) -> str:
+        """Text for the open block, or (when it closed blocks) those blocks rendered."""
+        self.open_text += text
+        # Only a newline can end a block: most batches skip the Markdown parse entirely.
+        split = open_block_start(self.open_text) if "\n" in text else 0
+        if not split:
+            return frames.tokens(self.message_id, text)
+        closed, self.open_text = self.open_text[:split], self.open_text[split:]
+        self.closed += split
+        return frames.blocks_closed(self.message_id, closed, self.open_text)
 
     async def _send_snapshots(self) -> None:
         channels, self.snapshot_to = self.snapshot_to, set()
         self.snapshots_sent += 1
         self.message.content = "".join(self.parts[: self.sent_upto])
         event = events.frame(
-            frames.message_replaced(self.message), snapshot=self.message_id, part=self.parts_sent
+            frames.message_replaced(self.message, closed=self.closed),
+            snapshot=self.message_id,
+            part=self.parts_sent,
         )
         # Rendered once, sent only to the pages that asked: the others are not behind.
         for channel in channels:

@@ -22,7 +22,7 @@ from chat import frames
 from chat.coach import feedback, quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
-from chat.conversations import message_create, next_seqs, store_html
+from chat.conversations import message_create, next_seqs, store_html, title_from_first_answer
 from chat.models import Conversation, Message
 
 
@@ -84,6 +84,7 @@ class Exchange:
     quota_refused: bool = False
     # The answer's feedback that the model's part of the reply completes (practice).
     feedback_id: int | None = None
+    retitled: str = ""  # the new title when this answer named the conversation
 
 
 def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
@@ -189,6 +190,7 @@ def exchange_start(
                 exchange.user_message
             )
         if practice:
+            exchange.retitled = title_from_first_answer(conversation, text)
             exchange.feedback_id = feedback.feedback_record(
                 message=exchange.user_message, conversation=conversation
             ).pk
@@ -247,6 +249,13 @@ def reply_checkpoint(message_id: Any, content: str) -> None:
     )
 
 
+def is_refunded(status: str, content: str) -> bool:
+    """Whether a reply that ended so gives its credit back: failed, or stopped before a word."""
+    if status == Message.Status.FAILED:
+        return True
+    return status == Message.Status.STOPPED and not content
+
+
 @transaction.atomic
 def reply_finish(
     *,
@@ -257,10 +266,14 @@ def reply_finish(
     usage_id: int | None,
     error_text: str = "",
 ) -> tuple[Message | None, Message | None]:
-    """Store how a reply ended; refund a failed one and explain the failure in the chat."""
+    """Store how a reply ended; refund a failed one and explain the failure in the chat.
+
+    A reply stopped before its first token is refunded too (the learner got nothing);
+    one stopped after tokens arrived keeps counting.
+    """
     message = Message.objects.select_related("conversation__persona").filter(pk=message_id).first()
     if usage_id is not None:
-        quota.settle(usage_id, status, refund=status == Message.Status.FAILED)
+        quota.settle(usage_id, status, refund=is_refunded(status, content))
     if message is None:  # deleted meanwhile (the conversation was removed)
         return None, None
     message.content = content

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from chat.coach import replies
+from chat.coach import quota, replies
 from chat.models import AIUsage, Conversation, Message
 
 RATE_WINDOW_SECONDS = 10
@@ -67,11 +67,15 @@ class SendOutcome:
 
     exchange: replies.Exchange | None = None
     problem: str = ""
+    # What the problem is about ("quota", "streaming"): the page clears it when that ends.
+    cause: str = ""
 
 
 def quota_refused_text() -> str:
-    """What a learner sees when no AI replies are left today."""
-    return _("You have used all of today's AI replies. They reset at midnight.")
+    """What a learner sees when no AI replies are left today (the reset moment follows it)."""
+    return _("You have used all of today's AI replies. They come back at 00:00 %(zone)s:") % {
+        "zone": quota.reset_at().strftime("%Z")
+    }
 
 
 def send_message(
@@ -98,7 +102,9 @@ def send_message(
             conversation=conversation, status=Message.Status.STREAMING
         ).exists()
     ):
-        return SendOutcome(problem=_("The coach is still answering. Wait, or press Stop."))
+        return SendOutcome(
+            problem=_("The coach is still answering. Wait, or press Stop."), cause="streaming"
+        )
     try:
         exchange = replies.exchange_start(
             user=user,
@@ -112,7 +118,7 @@ def send_message(
     except replies.NoSuchAnswerError:
         return SendOutcome(problem=_("That answer cannot be answered again."))
     except replies.QuotaExhaustedError:
-        return SendOutcome(problem=quota_refused_text())
+        return SendOutcome(problem=quota_refused_text(), cause="quota")
     except OperationalError:
         # SQLite stayed locked past its busy timeout: nothing was stored, the text stays.
         return SendOutcome(problem=_("The server is busy. Your message was not sent; try again."))
@@ -128,7 +134,7 @@ def regenerate(user: User, conversation: Conversation) -> SendOutcome:
     except replies.NothingToRegenerateError:
         return SendOutcome(problem=_("There is no finished reply to regenerate."))
     except replies.QuotaExhaustedError:
-        return SendOutcome(problem=quota_refused_text())
+        return SendOutcome(problem=quota_refused_text(), cause="quota")
 
 
 def stoppable_replies(user: User, conversation: Conversation) -> list[str]:

@@ -51,6 +51,7 @@ class ReplyJob:
     # Frames the reply sends before its first token: the exchange's messages, in order.
     opening: list[Message] = field(default_factory=list)
     quota_html: str = ""  # the sender's quota after this reply was reserved
+    title_html: str = ""  # the conversation's new name, when this answer gave it one
     parts: list[str] = field(default_factory=list)
     stop_requested: bool = False
     task: asyncio.Task[None] | None = None
@@ -88,6 +89,8 @@ async def start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
     if exchange.reply is not None or exchange.quota_refused:
         quota_html = frames.quota(exchange.remaining, exchange.limit, quota.reset_at())
     opening = [m for m in (exchange.user_message, exchange.reply) if m is not None]
+    # The first answer named the conversation: every open page (and its tab) shows it.
+    title_html = frames.conversation_title(exchange.retitled) if exchange.retitled else ""
     if exchange.reply is not None and exchange.request is not None:
         start_reply(
             ReplyJob(
@@ -98,6 +101,7 @@ async def start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
                 opening=opening,
                 quota_html=quota_html,
                 feedback_id=exchange.feedback_id,
+                title_html=title_html,
             )
         )
         return
@@ -105,6 +109,10 @@ async def start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
         await events.publish(
             events.conv_group(message.conversation_id),
             events.frame(frames.message_appended(message), seq=message.seq),
+        )
+    if title_html and exchange.user_message is not None:
+        await events.publish(
+            events.conv_group(exchange.user_message.conversation_id), events.frame(title_html)
         )
     if quota_html:
         await events.publish(events.user_group(user_id), events.frame(quota_html))
@@ -197,6 +205,8 @@ async def _publish_opening(job: ReplyJob) -> None:
         await events.publish_safely(group, events.frame(html, seq=message.seq))
     if job.quota_html:
         await events.publish_safely(events.user_group(job.user_id), events.frame(job.quota_html))
+    if job.title_html:
+        await events.publish_safely(group, events.frame(job.title_html))
 
 
 async def run_reply(job: ReplyJob) -> None:
@@ -381,7 +391,7 @@ async def _finish(job: ReplyJob, *, status: str, metadata: dict[str, Any], error
         return
     assert job.broadcast is not None
     await job.broadcast.final(message, error)
-    if status == Message.Status.FAILED and job.usage_id is not None:
+    if job.usage_id is not None and replies.is_refunded(status, job.content):
         try:
             await publish_quota(job.user_id)
         except Exception as exc:

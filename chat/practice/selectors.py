@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Conversation, Message, Persona
@@ -23,3 +28,51 @@ def practice_conversations(user: User, query: str = "") -> QuerySet[Conversation
         )
         qs = qs.filter(Q(title__icontains=query) | Exists(in_messages))
     return qs.order_by("-last_activity_at")
+
+
+SNIPPET_LENGTH = 90
+
+
+@dataclass
+class Day:
+    """The conversations last active on one day, in the reader's zone."""
+
+    date: dt.date
+    offset: int  # 0 today, 1 yesterday, …
+    conversations: list[Conversation]
+
+
+def practice_history(user: User, query: str = "", limit: int = 100) -> list[Day]:
+    """The history list: conversations with their last message's snippet and state, by day."""
+    last = Message.objects.filter(conversation_id=OuterRef("pk")).order_by("-seq")
+    qs = practice_conversations(user, query).annotate(
+        last_text=Subquery(last.values("content")[:1]),
+        last_status=Subquery(last.values("status")[:1]),
+        last_role=Subquery(last.values("role")[:1]),
+    )
+    today = timezone.localdate()
+    days: list[Day] = []
+    for conversation in qs[:limit]:
+        # `last_text` is the queryset's annotation (django-stubs does not see those).
+        text = " ".join((cast(Any, conversation).last_text or "").split())
+        if len(text) > SNIPPET_LENGTH:
+            text = text[: SNIPPET_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+        conversation.snippet = text  # type: ignore[attr-defined]
+        conversation.state = _state(conversation)  # type: ignore[attr-defined]
+        day = timezone.localdate(conversation.last_activity_at)
+        if not days or days[-1].date != day:
+            days.append(Day(date=day, offset=(today - day).days, conversations=[]))
+        days[-1].conversations.append(conversation)
+    return days
+
+
+def _state(conversation: Conversation) -> str:
+    """What a row says about where the conversation is: answering, interrupted, your turn."""
+    status = conversation.last_status  # type: ignore[attr-defined]
+    if status == Message.Status.STREAMING:
+        return "answering"
+    if status in (Message.Status.STOPPED, Message.Status.FAILED):
+        return "interrupted"
+    if conversation.last_role == Message.Role.ASSISTANT:  # type: ignore[attr-defined]
+        return "your-turn"
+    return "waiting"

@@ -15,9 +15,9 @@ from chat.models import Conversation, Membership, Message, Persona
 
 
 def _title_for(persona: Persona | None) -> str:
-    now = timezone.localtime()
-    name = persona.display_name if persona else _("Practice")
-    return f"{name} · {now:%Y-%m-%d %H:%M}"
+    # The coach's name until the first answer names it (chat.conversations): no date in a
+    # title, where it would stay in the zone it was written in.
+    return persona.display_name if persona else _("Practice")
 
 
 @transaction.atomic

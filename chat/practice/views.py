@@ -24,8 +24,8 @@ def home(request: HtmxRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return render(request, "chat/landing.html")
     query = request.GET.get("q", "")
-    conversation_list = selectors.practice_conversations(request.user, query)[:100]
-    context = {"conversations": conversation_list, "q": query}
+    days = selectors.practice_history(request.user, query)
+    context = {"days": days, "q": query}
     template = "chat/practice/home.html"
     if request.htmx and request.htmx.target == "conversation-list":
         # Search as you type: render just the list.

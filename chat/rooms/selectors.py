@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
@@ -10,7 +11,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts.models import User
-from chat.models import Connection, Conversation, Membership
+from chat.models import Connection, Conversation, Membership, RoomBan
 
 ROOMS_PER_PAGE = 30
 
@@ -69,3 +70,15 @@ def members_of(room: Conversation) -> list[Membership]:
 def membership_of(user: User, room: Conversation) -> Membership | None:
     """The user's membership of the room, if any."""
     return Membership.objects.filter(conversation=room, user=user).first()
+
+
+def bans_of(room: Conversation) -> list[RoomBan]:
+    """People kept out of the room, newest first (the owner can lift each)."""
+    return list(RoomBan.objects.filter(room=room).select_related("user").order_by("-created_at"))
+
+
+def unread_total(user: User) -> int:
+    """Unread messages across the user's rooms, for the header badge."""
+    mine = Membership.objects.filter(conversation_id=OuterRef("pk"), user=user)
+    # `unread` is rooms_for's annotation (django-stubs does not see annotated attributes).
+    return sum(cast(Any, room).unread for room in rooms_for(user).filter(Exists(mine)))

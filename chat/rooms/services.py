@@ -15,11 +15,15 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from chat import events, frames
 from chat.conversations import message_create
-from chat.models import Conversation, Membership, Message, new_invite_code
+from chat.models import Conversation, Membership, Message, RoomBan, new_invite_code
 
 # Close codes sent to sockets whose access ended (the same as a refused connect).
 CLOSE_REMOVED = 4403
 CLOSE_DELETED = 4404
+
+
+class BannedFromRoomError(Exception):
+    """The owner removed this person from the room: they cannot join it again."""
 
 
 class OwnerCannotLeaveError(Exception):
@@ -67,7 +71,12 @@ def room_create(*, owner: User, name: str, topic: str = "", is_public: bool = Tr
 
 @transaction.atomic
 def room_join(*, user: User, room: Conversation) -> tuple[Membership, bool]:
-    """Join a room (no-op for a member); returns the membership and whether it is new."""
+    """Join a room (no-op for a member); returns the membership and whether it is new.
+
+    Someone the owner removed stays out (BannedFromRoomError) until the owner lifts it.
+    """
+    if RoomBan.objects.filter(room=room, user=user).exists():
+        raise BannedFromRoomError
     membership, created = Membership.objects.get_or_create(conversation=room, user=user)
     if created:
         notice = _notice(room, _("%(name)s joined the room.") % {"name": user.display_name})
@@ -93,7 +102,11 @@ def room_leave(*, user: User, room: Conversation) -> bool:
 
 @transaction.atomic
 def room_remove_member(*, room: Conversation, user_id: int) -> bool:
-    """The owner removes someone; their open pages on the room are closed."""
+    """The owner removes someone; their open pages on the room are closed.
+
+    From a public room (which anyone may join) removal is a ban, or they could simply
+    rejoin; from a private one the owner makes a new invite link to keep them out.
+    """
     if user_id == room.owner_id:
         return False
     membership = (
@@ -102,9 +115,18 @@ def room_remove_member(*, room: Conversation, user_id: int) -> bool:
     if membership is None:
         return False
     membership.delete()
+    if room.is_public:
+        RoomBan.objects.get_or_create(room=room, user_id=user_id)
     _notice(room, _("%(name)s was removed from the room.") % {"name": membership.user.display_name})
     _end_access(room, user_id)
     return True
+
+
+@transaction.atomic
+def room_lift_ban(*, room: Conversation, user_id: int) -> bool:
+    """The owner lets someone they removed join again; False when there was no ban."""
+    deleted, _detail = RoomBan.objects.filter(room=room, user_id=user_id).delete()
+    return bool(deleted)
 
 
 @transaction.atomic

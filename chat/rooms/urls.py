@@ -5,6 +5,7 @@ from chat.rooms import views
 urlpatterns = [
     path("rooms/", views.room_list, name="room-list"),
     path("rooms/new/", views.room_create, name="room-create"),
+    path("rooms/unread/", views.rooms_unread, name="rooms-unread"),
     path("rooms/join/<str:code>/", views.room_invite, name="room-invite"),
     path("rooms/<uuid:conversation_id>/", views.room, name="room"),
     path("rooms/<uuid:conversation_id>/join/", views.room_join, name="room-join"),
@@ -19,6 +20,11 @@ urlpatterns = [
         "rooms/<uuid:conversation_id>/members/<id:user_id>/remove/",
         views.room_remove_member,
         name="room-remove-member",
+    ),
+    path(
+        "rooms/<uuid:conversation_id>/bans/<id:user_id>/lift/",
+        views.room_lift_ban,
+        name="room-lift-ban",
     ),
     path("rooms/<uuid:conversation_id>/delete/", views.room_delete, name="room-delete"),
 ]

@@ -42,7 +42,10 @@ def _list_page(request: HttpRequest, form: RoomForm, status: int = 200) -> HttpR
         request.GET.get("page")
     )
     context = {"rooms": page.object_list, "page": page, "form": form}
-    return render(request, "chat/rooms/rooms.html", context, status=status)
+    template = "chat/rooms/rooms.html"
+    if request.htmx and request.htmx.target == "room-list":
+        template += "#room-list"  # the list's own poll: just the list
+    return render(request, template, context, status=status)
 
 
 def _too_many_changes(request: HttpRequest, room: Conversation) -> HttpResponse:
@@ -58,6 +61,14 @@ def _too_many_changes(request: HttpRequest, room: Conversation) -> HttpResponse:
 def room_list(request: HttpRequest) -> HttpResponse:
     """Public rooms and the user's rooms, and the form to create one."""
     return _list_page(request, RoomForm())
+
+
+@login_required
+@require_GET
+def rooms_unread(request: HttpRequest) -> HttpResponse:
+    """The header's unread badge on its own (it polls: pages without a socket stay current)."""
+    context = {"rooms_unread": selectors.unread_total(request.user)}
+    return render(request, "chat/partials/rooms_unread.html", context)
 
 
 @login_required
@@ -111,6 +122,7 @@ def room_page(request: HttpRequest, room: Conversation) -> HttpResponse:
         "has_older": membership is not None and bool(chat_messages) and chat_messages[0].seq > 1,
         "online": online,
         "members": selectors.members_of(room) if membership is not None else [],
+        "bans": selectors.bans_of(room) if is_owner else [],
         "invite_url": request.build_absolute_uri(reverse("room-invite", args=[room.invite_code]))
         if membership is not None and (is_owner or not room.is_public)
         else "",
@@ -125,7 +137,11 @@ def room_page(request: HttpRequest, room: Conversation) -> HttpResponse:
 def room_join(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
     """Join a public room (private rooms are joined through their invite link)."""
     room = _room(request, conversation_id)
-    rooms.room_join(user=request.user, room=room)
+    try:
+        rooms.room_join(user=request.user, room=room)
+    except rooms.BannedFromRoomError:
+        messages.error(request, _("The owner removed you from this room, so you cannot join it."))
+        return redirect("room-list")
     return redirect("room", conversation_id=room.pk)
 
 
@@ -137,7 +153,13 @@ def room_invite(request: HttpRequest, code: str) -> HttpResponse:
     if room is None:
         raise Http404
     if request.method == "POST":
-        rooms.room_join(user=request.user, room=room)
+        try:
+            rooms.room_join(user=request.user, room=room)
+        except rooms.BannedFromRoomError:
+            messages.error(
+                request, _("The owner removed you from this room, so you cannot join it.")
+            )
+            return redirect("room-list")
         return redirect("room", conversation_id=room.pk)
     if conversations.is_member(request.user, room):
         return redirect("room", conversation_id=room.pk)
@@ -198,6 +220,15 @@ def room_remove_member(request: HttpRequest, conversation_id: UUID, user_id: int
     """The owner removes a member; their open pages close."""
     room = _owned_room(request, conversation_id)
     rooms.room_remove_member(room=room, user_id=user_id)
+    return redirect("room", conversation_id=room.pk)
+
+
+@login_required
+@require_POST
+def room_lift_ban(request: HttpRequest, conversation_id: UUID, user_id: int) -> HttpResponse:
+    """The owner lets someone they removed join again."""
+    room = _owned_room(request, conversation_id)
+    rooms.room_lift_ban(room=room, user_id=user_id)
     return redirect("room", conversation_id=room.pk)
 
 

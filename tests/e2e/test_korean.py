@@ -77,7 +77,7 @@ def test_sign_up_and_practise_in_korean(open_page: Callable[[str], Page], server
     start_practice(page, server.url)
     expect_language(page, "ko")
     expect(page.get_by_test_id("send")).to_have_text("보내기")
-    expect(page.locator("#quota-box")).to_contain_text("오늘 남은 AI 답변")
+    expect(page.locator("#quota-box")).to_contain_text("AI 답변")
 
     send(page, "저는 팀 프로젝트를 이끌었어요. [[fake:delay=0.2,tokens=40]]")
     reply = last_reply(page)

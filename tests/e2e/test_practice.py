@@ -60,6 +60,9 @@ def test_with_no_replies_left_the_answer_still_gets_its_analysis(
     expect(page.get_by_test_id("quota")).to_have_text("1")
     expect(answer(page, "My first answer.")).to_have_attribute("data-status", "complete")
     expect(page.get_by_test_id("quota")).to_have_text("0")
+    # Told before typing: no coach reply, but an answer still gets its (free) feedback card.
+    expect(page.get_by_test_id("quota-empty")).to_contain_text("No AI replies left today")
+    expect(page.get_by_test_id("send")).to_be_enabled()
 
     send(page, "My second answer, which I typed with care.")
 
@@ -231,8 +234,8 @@ def test_the_quota_reset_time_stays_in_the_readers_time_zone(browser, server) ->
         start_practice(page, server.url)
         reset = page.locator("#quota-box time[data-reset]")
         on_load = reset.inner_text()
-        # Midnight in Seoul is 10:00 or 11:00 in New York, never 00:00.
-        assert re.fullmatch(r"1[01]:00 AM", on_load), on_load
+        # Midnight in Seoul is 10:00 or 11:00 in New York, never 00:00; the day is said too.
+        assert re.fullmatch(r"(today|tomorrow) 1[01]:00 AM", on_load), on_load
 
         answer(page, "I kept a list of every risk and reviewed it each week.")
         expect(page.get_by_test_id("quota")).to_have_text("4")  # the socket's quota frame

@@ -93,7 +93,7 @@ def test_private_room_is_joined_through_the_invite_link(
     signup(page, server.url, nickname="Cho")
     name = f"Study group {uuid.uuid4().hex[:6]}"
     room_url = create_room(page, server.url, name, private=True)
-    page.get_by_test_id("room-menu").locator("summary").click()
+    page.get_by_test_id("room-menu").locator(":scope > summary").click()
     invite = page.get_by_test_id("invite-link").input_value()
 
     context = browser.new_context()
@@ -112,8 +112,10 @@ def test_private_room_is_joined_through_the_invite_link(
     # The owner removes Dan: Dan's open page is closed and says so.
     page.reload()
     wait_socket(page)
-    page.get_by_test_id("room-menu").locator("summary").click()
-    page.locator("[data-testid=members] li", has_text="Dan").get_by_test_id("remove-member").click()
+    page.get_by_test_id("room-menu").locator(":scope > summary").click()
+    dan = page.locator("[data-testid=members] li", has_text="Dan")
+    dan.get_by_test_id("remove-member").locator("summary").click()
+    dan.get_by_test_id("confirm-remove").click()
     wait_socket(page)
     expect(notices(page).last).to_contain_text("Dan was removed from the room.")
     expect(other.get_by_test_id("room-closed")).to_contain_text("no longer a member")

@@ -359,7 +359,7 @@ def test_search_as_you_type_returns_only_the_list(signed_in, two):
     )
 
     html = response.content.decode()
-    assert html.lstrip().startswith('<ul id="conversation-list"')
+    assert html.lstrip().startswith('<div id="conversation-list"')
     assert "<html" not in html and 'data-testid="conversation-search"' not in html
     assert titles(html) == ["Behavioural round"]
 

@@ -1,0 +1,76 @@
+"""Removing someone from a public room keeps them out until the owner lets them back in."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from chat.models import Membership, RoomBan
+from chat.rooms import selectors
+from chat.rooms import services as rooms
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def public_room(owner):
+    return rooms.room_create(owner=owner, name="Small talk")
+
+
+def test_a_removed_member_cannot_rejoin_a_public_room(owner, guest, public_room):
+    rooms.room_join(user=guest, room=public_room)
+
+    rooms.room_remove_member(room=public_room, user_id=guest.pk)
+
+    assert RoomBan.objects.filter(room=public_room, user=guest).exists()
+    with pytest.raises(rooms.BannedFromRoomError):
+        rooms.room_join(user=guest, room=public_room)
+    assert not Membership.objects.filter(conversation=public_room, user=guest).exists()
+
+
+def test_rejoining_through_the_page_is_refused_and_said(client, guest, public_room):
+    rooms.room_join(user=guest, room=public_room)
+    rooms.room_remove_member(room=public_room, user_id=guest.pk)
+    client.force_login(guest)
+
+    response = client.post(reverse("room-join", args=[public_room.pk]), follow=True)
+
+    assert "removed you from this room" in response.content.decode()
+    assert not Membership.objects.filter(conversation=public_room, user=guest).exists()
+
+
+def test_the_owner_lifts_a_ban_and_the_person_can_join_again(client, owner, guest, public_room):
+    rooms.room_join(user=guest, room=public_room)
+    rooms.room_remove_member(room=public_room, user_id=guest.pk)
+    client.force_login(owner)
+    page = client.get(reverse("room", args=[public_room.pk])).content.decode()
+    assert 'data-testid="lift-ban"' in page and 'data-testid="confirm-remove"' not in page
+
+    client.post(reverse("room-lift-ban", args=[public_room.pk, guest.pk]))
+
+    assert not RoomBan.objects.filter(room=public_room).exists()
+    membership, created = rooms.room_join(user=guest, room=public_room)
+    assert created
+
+
+def test_only_the_owner_lifts_a_ban(client, owner, guest, make_user, public_room):
+    rooms.room_join(user=guest, room=public_room)
+    rooms.room_remove_member(room=public_room, user_id=guest.pk)
+    other = make_user(nickname="Other")
+    rooms.room_join(user=other, room=public_room)
+    client.force_login(other)
+
+    response = client.post(reverse("room-lift-ban", args=[public_room.pk, guest.pk]))
+
+    assert response.status_code == 404
+    assert RoomBan.objects.filter(room=public_room, user=guest).exists()
+
+
+def test_the_header_counts_unread_messages_across_rooms(owner, guest, public_room):
+    from chat.conversations import message_create
+
+    rooms.room_join(user=guest, room=public_room)
+    for text in ("one", "two"):
+        message_create(conversation=public_room, author=owner, content=text)
+
+    assert selectors.unread_total(guest) == 2
