@@ -681,7 +681,8 @@ def test_h7h_room_creation_is_limited_and_lively_rooms_come_first(
 
 # --------------------------------------------------------------------------- H7i private rooms
 
-_NOISE = re.compile(rb'(nonce|value|content)="[^"]*"')
+# Per-response tokens: nonces, CSRF tokens (form values, htmx's X-CSRFToken header JSON).
+_NOISE = re.compile(rb'(nonce|value|content)="[^"]*"|"X-CSRFToken": "[^"]*"')
 
 
 @pytest.mark.asyncio

@@ -29,7 +29,10 @@ def answer(learner, conversation, text):
 
 
 def test_a_new_conversation_is_titled_by_its_coach_without_a_date(learner, persona):
-    conversation = practice_services.practice_start(user=learner, persona=persona)
+    from django.utils import translation
+
+    with translation.override("en"):
+        conversation = practice_services.practice_start(user=learner, persona=persona)
 
     assert conversation.title == persona.name
 

@@ -46,6 +46,7 @@ DEMO_ROOM_TALK = [
     (0, "Job interviews. I have one on Friday, for a product designer role."),
     (1, "Nice. Try telling one story with the STAR shape: situation, task, action, result."),
     (0, "Thanks! I will try it with the coach first."),
+    (2, "Hi, I am Joon. Mine is in English at a hospital, so I practise with the medical coach."),
 ]
 
 DEMO_PRACTICE = [
