@@ -76,7 +76,7 @@ class GatewayIdentity:
     nonce: str = ""
 
 
-class GatewayRefused(Exception):
+class GatewayRefusedError(Exception):
     """A verified identity that must not be signed in (conflicting mapping, inactive user)."""
 
 
@@ -276,7 +276,7 @@ def claim_once(signature: str) -> bool:
 
 
 def resolve_user(identity: GatewayIdentity) -> User:
-    """The account for a verified identity, created on first sight; raises GatewayRefused.
+    """The account for a verified identity, created on first sight; raises GatewayRefusedError.
 
     The gateway id is the key (a `GatewayAccount` row, unique on both sides): the account a
     gateway id first reached stays its account, and an e-mail whose account already answers
@@ -289,12 +289,12 @@ def resolve_user(identity: GatewayIdentity) -> User:
     try:
         validate_email(email)
     except ValidationError as exc:
-        raise GatewayRefused(f"not an e-mail address: {email!r}") from exc
+        raise GatewayRefusedError(f"not an e-mail address: {email!r}") from exc
 
     link = GatewayAccount.objects.select_related("user").filter(gateway_id=identity.user_id).first()
     user = link.user if link is not None else _claim_account(identity, email)
     if not user.is_active:
-        raise GatewayRefused(f"account {user.pk} is inactive")
+        raise GatewayRefusedError(f"account {user.pk} is inactive")
     return user
 
 
@@ -315,7 +315,7 @@ def _claim_account(identity: GatewayIdentity, email: str) -> User:
             else:
                 other = GatewayAccount.objects.filter(user=user).first()
                 if other is not None:
-                    raise GatewayRefused(
+                    raise GatewayRefusedError(
                         f"{email!r} belongs to gateway user {other.gateway_id!r}, "
                         f"not {identity.user_id!r}"
                     )
@@ -325,7 +325,9 @@ def _claim_account(identity: GatewayIdentity, email: str) -> User:
         link = GatewayAccount.objects.select_related("user").filter(gateway_id=identity.user_id)
         found = link.first()
         if found is None:
-            raise GatewayRefused(f"{email!r} was just claimed by another gateway user") from None
+            raise GatewayRefusedError(
+                f"{email!r} was just claimed by another gateway user"
+            ) from None
         return found.user
     return user
 
@@ -340,7 +342,7 @@ def authenticate_headers(headers: Mapping[str, str]) -> tuple[GatewayIdentity, U
         return None
     try:
         user = resolve_user(identity)
-    except GatewayRefused as exc:
+    except GatewayRefusedError as exc:
         logger.warning("Gateway identity refused: %s", exc)
         return None
     return identity, user

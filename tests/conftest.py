@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.fake_openai import FakeOpenAIServer
+from tests.fakes.fake_openai import FakeOpenAIServer, Script
 
 _counter = itertools.count(1)
 PASSWORD = "Correct-Horse-42!"
@@ -100,3 +100,18 @@ def room(owner: Any, guest: Any) -> Any:
     room = rooms.room_create(owner=owner, name="Small talk")
     rooms.room_join(user=guest, room=room)
     return room
+
+
+def use_fake_model(settings: Any, fake: FakeOpenAIServer, **overrides: Any) -> FakeOpenAIServer:
+    """Point the real openai SDK at the fake server (one retry, short timeouts), fresh script.
+
+    `overrides` are more settings (AI_TIMEOUT_SECONDS=2, AI_DAILY_LIMIT=20, …).
+    """
+    settings.OPENAI_BASE_URL = fake.base_url
+    settings.OPENAI_API_KEY = "test-key"
+    settings.AI_MAX_RETRIES = 1
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    fake.script = Script(tokens=20)
+    fake.clear()
+    return fake

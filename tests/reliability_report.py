@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
 from asgiref.sync import sync_to_async
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -929,3 +930,37 @@ async def bystander_ok(sock: Sock, owner: Person, others: list[Person]) -> str:
         sock.page.problems,
     )
     return f"open throughout; reply in {took:.2f} s"
+
+
+# --- people of the suite (shared by every module that loads this plugin) ----------------------
+
+
+@pytest.fixture
+def coach(db: None) -> Any:
+    """The behavioural coach (loaded again: transactional tests flush the migration's data)."""
+    return load_coach()
+
+
+@pytest.fixture
+def person(make_user: Any, coach: Any) -> Any:
+    """Make a signed-in person with a practice conversation: person("Alice", **user fields)."""
+    from chat.practice import services as practice_services
+
+    def make(nickname: str, **fields: Any) -> Person:
+        user = make_user(nickname=nickname, **fields)
+        conv = practice_services.practice_start(user=user, persona=coach)
+        return Person(user, conv, session_cookie(user))
+
+    return make
+
+
+@pytest.fixture
+def alice(person: Any) -> Person:
+    """Alice, the attacker or the one whose page is hurt."""
+    return person("Alice")
+
+
+@pytest.fixture
+def bob(person: Any) -> Person:
+    """Bob, the bystander."""
+    return person("Bob")

@@ -28,6 +28,7 @@ from chat.coach import providers, tasks
 from chat.models import AIUsage, Conversation, Message
 from chat.practice import services as practice_services
 from chat.routing import websocket_urlpatterns
+from tests.conftest import use_fake_model
 from tests.fakes.fake_openai import FakeOpenAIServer, Script, reply_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -57,13 +58,7 @@ def practice_settings(settings):
 @pytest.fixture
 def model(practice_settings, fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
     """The real openai SDK against the fake server: fast failures, one retry."""
-    practice_settings.OPENAI_BASE_URL = fake_openai.base_url
-    practice_settings.OPENAI_API_KEY = "x"
-    practice_settings.AI_TIMEOUT_SECONDS = 0.5
-    practice_settings.AI_MAX_RETRIES = 1
-    fake_openai.script = Script(tokens=20)
-    fake_openai.clear()
-    return fake_openai
+    return use_fake_model(practice_settings, fake_openai, AI_TIMEOUT_SECONDS=0.5)
 
 
 @pytest_asyncio.fixture(autouse=True)

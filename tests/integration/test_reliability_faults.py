@@ -33,7 +33,6 @@ from chat import conversations, events, frames
 from chat.coach import quota, tasks
 from chat.coach.contract import ERROR_MESSAGES
 from chat.models import AIUsage, Conversation, Membership, Message
-from chat.practice import services as practice_services
 from project.asgi import application
 from tests import reliability_report as report
 from tests.fakes.fake_openai import Script, reply_tokens
@@ -47,7 +46,6 @@ from tests.reliability_report import (
     assert_page_matches_db,
     bystander_ok,
     converse,
-    load_coach,
     norm,
     open_page,
     session_cookie,
@@ -59,32 +57,6 @@ pytest_plugins = ["tests.reliability_report"]
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 # --------------------------------------------------------------------------- people
-
-
-@pytest.fixture
-def coach(db: None) -> Any:
-    """The behavioural coach (loaded again: transactional tests flush the migration's data)."""
-    return load_coach()
-
-
-@pytest.fixture
-def person(make_user: Any, coach: Any) -> Any:
-    def make(nickname: str) -> Person:
-        user = make_user(nickname=nickname)
-        conv = practice_services.practice_start(user=user, persona=coach)
-        return Person(user, conv, session_cookie(user))
-
-    return make
-
-
-@pytest.fixture
-def alice(person: Any) -> Person:
-    return person("Alice")
-
-
-@pytest.fixture
-def bob(person: Any) -> Person:
-    return person("Bob")
 
 
 @pytest.fixture

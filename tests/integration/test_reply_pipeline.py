@@ -19,6 +19,7 @@ from chat import events
 from chat.coach import providers, quota, replies, tasks
 from chat.models import AIUsage, Message
 from chat.practice import services as practice_services
+from tests.conftest import use_fake_model
 from tests.fakes.fake_openai import FakeOpenAIServer, Script, reply_tokens
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -27,16 +28,14 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 @pytest.fixture(autouse=True)
 def model(settings, fake_openai: FakeOpenAIServer) -> FakeOpenAIServer:
     """The real openai SDK against the fake server."""
-    settings.OPENAI_BASE_URL = fake_openai.base_url
-    settings.OPENAI_API_KEY = "x"
-    settings.AI_TIMEOUT_SECONDS = 2
-    settings.AI_MAX_RETRIES = 1
-    settings.AI_DAILY_LIMIT = 20
-    settings.STREAM_FLUSH_INTERVAL = 0.02
-    settings.STREAM_SAVE_INTERVAL = 0.05
-    fake_openai.script = Script(tokens=20)
-    fake_openai.clear()
-    return fake_openai
+    return use_fake_model(
+        settings,
+        fake_openai,
+        AI_TIMEOUT_SECONDS=2,
+        AI_DAILY_LIMIT=20,
+        STREAM_FLUSH_INTERVAL=0.02,
+        STREAM_SAVE_INTERVAL=0.05,
+    )
 
 
 @pytest_asyncio.fixture(autouse=True)

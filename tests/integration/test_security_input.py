@@ -29,7 +29,6 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from accounts.gateway import build_headers
 from chat import frames
 from chat.models import Connection, Conversation, Membership, Message
-from chat.practice import services as practice_services
 from project.asgi import application
 from tests import reliability_report as report
 from tests.fakes.fake_openai import HOSTILE_MARKDOWN, Script
@@ -42,7 +41,6 @@ from tests.reliability_report import (
     assert_page_matches_db,
     bystander_ok,
     converse,
-    load_coach,
     norm,
     open_page,
     parse,
@@ -99,32 +97,6 @@ def ai(settings: Any, fake_openai: Any) -> Any:
     cache.clear()
     yield fake_openai
     fake_openai.script = Script()
-
-
-@pytest.fixture
-def coach(db: None) -> Any:
-    """The behavioural coach (loaded again: transactional tests flush the migration's data)."""
-    return load_coach()
-
-
-@pytest.fixture
-def person(make_user: Any, coach: Any) -> Any:
-    def make(nickname: str, **fields: Any) -> Person:
-        user = make_user(nickname=nickname, **fields)
-        conv = practice_services.practice_start(user=user, persona=coach)
-        return Person(user, conv, session_cookie(user))
-
-    return make
-
-
-@pytest.fixture
-def alice(person: Any) -> Person:
-    return person("Alice")
-
-
-@pytest.fixture
-def bob(person: Any) -> Person:
-    return person("Bob")
 
 
 @pytest.fixture

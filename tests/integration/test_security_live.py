@@ -29,7 +29,6 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Connection, Conversation, Membership
-from chat.practice import services as practice_services
 from chat.rooms import selectors as room_selectors
 from project.asgi import application
 from tests import reliability_report as report
@@ -41,7 +40,6 @@ from tests.reliability_report import (
     Remote,
     bystander_ok,
     converse,
-    load_coach,
     open_page,
     session_cookie,
     stored_messages,
@@ -69,31 +67,6 @@ def ai(settings: Any, fake_openai: Any) -> Any:
     cache.clear()
     yield fake_openai
     fake_openai.script = Script()
-
-
-@pytest.fixture
-def coach(db: None) -> Any:
-    return load_coach()
-
-
-@pytest.fixture
-def person(make_user: Any, coach: Any) -> Any:
-    def make(nickname: str, **fields: Any) -> Person:
-        user = make_user(nickname=nickname, **fields)
-        conv = practice_services.practice_start(user=user, persona=coach)
-        return Person(user, conv, session_cookie(user))
-
-    return make
-
-
-@pytest.fixture
-def alice(person: Any) -> Person:
-    return person("Alice")
-
-
-@pytest.fixture
-def bob(person: Any) -> Person:
-    return person("Bob")
 
 
 @pytest_asyncio.fixture

@@ -21,7 +21,7 @@ from accounts import gateway
 from accounts.gateway import (
     GatewayIdentity,
     GatewayIdentityMiddleware,
-    GatewayRefused,
+    GatewayRefusedError,
     build_headers,
     canonical_string,
     claim_once,
@@ -333,7 +333,7 @@ def test_email_claimed_by_another_gateway_id_is_refused():
     email = f"{uuid.uuid4().hex[:8]}@example.com"
     resolve_user(identity_for(email, user_id="gw-owner"))
 
-    with pytest.raises(GatewayRefused):
+    with pytest.raises(GatewayRefusedError):
         resolve_user(identity_for(email, user_id="gw-intruder"))
 
 
@@ -342,13 +342,13 @@ def test_inactive_account_is_refused():
     email = f"{uuid.uuid4().hex[:8]}@example.com"
     User.objects.create_user(email, "pw-irrelevant", nickname="Gone", is_active=False)
 
-    with pytest.raises(GatewayRefused):
+    with pytest.raises(GatewayRefusedError):
         resolve_user(identity_for(email))
 
 
 @pytest.mark.django_db
 def test_invalid_email_is_refused():
-    with pytest.raises(GatewayRefused):
+    with pytest.raises(GatewayRefusedError):
         resolve_user(identity_for("not-an-email"))
 
 
@@ -447,7 +447,7 @@ def test_the_gateway_id_mapping_is_stored_in_the_database_not_the_cache():
     cache.clear()  # a restarted cache (or Redis flushed) must not forget who owns the account
 
     assert GatewayAccount.objects.get(gateway_id="gw-lasting").user == first
-    with pytest.raises(GatewayRefused):
+    with pytest.raises(GatewayRefusedError):
         resolve_user(identity_for(email, user_id="gw-after-the-flush"))
 
 
