@@ -102,6 +102,11 @@ test: $(VENV)/.installed-test chromium lint compilemessages
 	$(PY) -m pytest tests/e2e -q
 	$(MAKE) --no-print-directory bench QUICK=1
 
+# This checkout against an earlier commit (REV, default the one before the subject folders),
+# in turns on the same machine; the medians go into bench/results.md.
+bench-compare: $(VENV)/.installed-test
+	TESTING=1 $(PY) -m bench.compare $(if $(REV),--rev $(REV),) $(if $(PARTS),--parts $(PARTS),)
+
 bench: $(VENV)/.installed-test
 	TESTING=1 $(PY) -m bench $(if $(QUICK),--quick,)
 
