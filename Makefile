@@ -18,7 +18,7 @@ FIND_PYTHON = for p in $$PYTHON python3.14 python3.13 python3.12 python3 \
 # Where makemessages and compilemessages must not look (virtualenv, data, built files, tests).
 I18N_IGNORE := --ignore=.venv --ignore=var --ignore=staticfiles --ignore=tests --ignore=bench
 
-.PHONY: help run test lint format bench clean chromium gettext messages compilemessages coaching-report reliability-report docs
+.PHONY: help run test lint format bench bench-compare clean chromium gettext messages compilemessages coaching-report reliability-report docs
 
 help:
 	@echo "make run    install, migrate, load demo data and serve on http://$(HOST):$(PORT)"
