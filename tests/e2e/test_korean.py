@@ -165,3 +165,46 @@ def test_language_is_remembered_after_logging_in_again(
     other.get_by_test_id("profile-save").click()
     expect_language(other, "en")
     expect(other.get_by_test_id("profile-language")).to_have_value("")
+
+
+def test_a_room_in_korean_two_people(open_page: Callable[[str], Page], server) -> None:
+    """Rooms in Korean: the list, creating one, a second person joining, live messages."""
+    owner = open_page("ko-KR")
+    signup_korean(owner, server.url, "박서준")
+    owner.goto(server.url + "/rooms/")
+    expect_language(owner, "ko")
+    expect(owner.get_by_test_id("create-room")).to_have_text("만들기")
+    owner.fill("input[name=name]", "영어 스몰토크")
+    owner.fill("input[name=topic]", "주말 이야기")
+    owner.get_by_test_id("create-room").click()
+    wait_socket(owner)
+    room_url = owner.url
+    expect(owner.get_by_test_id("room-empty")).to_be_visible()
+
+    guest = open_page("ko-KR")
+    signup_korean(guest, server.url, "이지은")
+    guest.goto(room_url)
+    guest.get_by_test_id("join-room").click()
+    wait_socket(guest)
+    # The join notice reaches the owner live; both pages speak Korean.
+    expect(owner.locator("[data-testid=message][data-kind=notice]").last).to_contain_text("이지은")
+    guest.get_by_test_id("composer-input").fill("안녕하세요! 주말에 뭐 했어요?")
+    guest.get_by_test_id("send").click()
+    expect(owner.locator("[data-testid=message][data-role=user]").last).to_contain_text(
+        "주말에 뭐 했어요"
+    )
+    expect(guest.get_by_test_id("leave-room")).to_have_text("대화방 나가기")
+
+
+def signup_korean(page: Page, base_url: str, nickname: str) -> str:
+    """Sign up through the Korean pages (form, then the e-mailed code); returns the e-mail."""
+    email = new_email()
+    page.goto(base_url + "/accounts/signup/")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=nickname]", nickname)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    page.get_by_role("button", name="회원가입").click()
+    confirm_email(page, email)
+    expect(page.get_by_test_id("nav-user")).to_have_text(nickname)
+    return email
