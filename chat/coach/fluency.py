@@ -40,6 +40,24 @@ PAST = {
     "are": "were", "am": "was", "decide": "decided",
 }  # fmt: skip
 
+# A regular -ed on an irregular verb ("eated", "goed"): a learner's mistake, not a typo, so it
+# is a grammar hint with the real past form (a spelling checker offers "hated" for "eated").
+OVERREGULAR = {
+    "eated": "ate", "goed": "went", "buyed": "bought", "bringed": "brought",
+    "catched": "caught", "teached": "taught", "thinked": "thought", "taked": "took",
+    "maked": "made", "writed": "wrote", "drinked": "drank", "speaked": "spoke",
+    "comed": "came", "gived": "gave", "finded": "found", "leaved": "left", "sleeped": "slept",
+    "spended": "spent", "telled": "told", "sayed": "said", "drived": "drove", "losed": "lost",
+    "heared": "heard", "knowed": "knew", "meeted": "met", "doed": "did", "haved": "had",
+    "runned": "ran", "winned": "won", "swimmed": "swam", "getted": "got", "forgetted": "forgot",
+    "beginned": "began", "becomed": "became", "rided": "rode", "flyed": "flew", "seed": "saw",
+}  # fmt: skip
+# Only as a verb after a subject: "I seed" is a mistake, "a seed" is not.
+_OVERREGULAR = re.compile(
+    rf"\b(?:i|we|they|you|he|she|it|my \w+|our \w+)\s+(?P<verb>{'|'.join(OVERREGULAR)})\b",
+    re.IGNORECASE,
+)
+
 _HAVE_PAST = re.compile(
     r"\b(?P<have>have|has|had|'ve|'s)\s+(?:(?:already|just|never|ever|not)\s+)?"
     rf"(?P<verb>{'|'.join(PARTICIPLES)})\b",
@@ -124,6 +142,12 @@ def grammar_hints(text: str) -> list[Correction]:
         for c in tense
         if not any(c.start < end and start < c.end for start, end in participle_spans)
     ]
+    for match in _OVERREGULAR.finditer(text):
+        verb = match.group("verb")
+        start, end = match.start("verb"), match.end("verb")
+        if not any(c.start < end and start < c.end for c in found):
+            fixed = _keep_case(verb, OVERREGULAR[verb.lower()])
+            found.append(Correction("grammar", verb, fixed, start, end))
     for pattern, replacement in _FIXED:
         for match in pattern.finditer(text):
             fixed = _keep_case(match.group(), match.expand(replacement))
@@ -147,8 +171,8 @@ def spelling_mistakes(text: str, *, limit: int = 5) -> list[Correction]:
         word = match.group()
         if not word.isalpha() or word[:1].isupper() or len(word) < 3:
             continue
-        if not checker.unknown([word]):
-            continue
+        if not checker.unknown([word]) or word.lower() in OVERREGULAR:
+            continue  # known, or a grammar hint already (an irregular verb given -ed)
         corrected = checker.correction(word)
         if corrected and corrected != word:
             found.append(Correction("spelling", word, corrected, match.start(), match.end()))

@@ -417,3 +417,14 @@ def test_odd_answers_are_analysed_without_error(answer: str) -> None:
             assert kind in HIGHLIGHT_KINDS and 0 <= start < end <= len(answer)
     fillers = analyse("İstanbul, um, was great.").fillers
     assert [("İstanbul, um, was great."[f.start : f.end]) for f in fillers] == ["um"]
+
+
+def test_an_irregular_verb_given_ed_is_corrected_to_its_past_not_a_lookalike():
+    from chat.coach.fluency import grammar_hints, spelling_mistakes
+
+    text = "Yesterday I eated kimchi and we goed to the park. I buyed a seed for my garden."
+    fixes = {(c.original, c.corrected) for c in grammar_hints(text)}
+
+    assert {("eated", "ate"), ("goed", "went"), ("buyed", "bought")} <= fixes
+    assert not any(c.corrected == "hated" for c in spelling_mistakes(text))
+    assert "seed" not in {c.original for c in grammar_hints(text)}  # "a seed" is a noun
