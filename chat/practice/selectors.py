@@ -67,10 +67,13 @@ def practice_history(user: User, query: str = "", limit: int = 100) -> list[Day]
 
 
 def _state(conversation: Conversation) -> str:
-    """What a row says about where the conversation is: answering, interrupted, your turn."""
+    """What a row says about where the conversation is: answering, finished (its report is
+    ready), interrupted, your turn, waiting for the coach."""
     status = conversation.last_status  # type: ignore[attr-defined]
     if status == Message.Status.STREAMING:
         return "answering"
+    if conversation.finished_at is not None:
+        return "finished"
     if status in (Message.Status.STOPPED, Message.Status.FAILED):
         return "interrupted"
     if conversation.last_role == Message.Role.ASSISTANT:  # type: ignore[attr-defined]

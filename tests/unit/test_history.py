@@ -83,6 +83,10 @@ def test_rows_carry_the_last_words_and_where_the_conversation_is(learner, person
     assert row.snippet == "Good. What was the result?"
     assert row.state == "your-turn"
 
+    practice_services.practice_finish(conversation=conversation)
+    (row,) = selectors.practice_history(learner)[0].conversations
+    assert row.state == "finished"  # "Finished · report ready"
+
 
 def test_days_are_grouped_in_the_readers_zone(learner, persona):
     utc = dt.UTC
