@@ -964,3 +964,20 @@ def alice(person: Any) -> Person:
 def bob(person: Any) -> Person:
     """Bob, the bystander."""
     return person("Bob")
+
+
+async def handshake(path: str, headers: list[tuple[bytes, bytes]], wait: float = 0.5) -> InProc:
+    """Open a socket on the app in this process; give the server `wait` s to close it."""
+    from project.asgi import application
+
+    sock = await InProc.open(application, path, headers)
+    if sock.close_code is None:
+        await sock.wait_closed(wait)  # accepted, then maybe closed with a code
+    return sock
+
+
+def connections_of(user: Any) -> int:
+    """The open sockets the app has registered for a user."""
+    from chat.models import Connection
+
+    return Connection.objects.filter(user=user).count()

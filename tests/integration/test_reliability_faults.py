@@ -118,8 +118,9 @@ async def test_f1_browser_closes_mid_reply_ten_times(ai: Any, alice: Person, bob
         for i in range(10):
             page = await open_page(alice, f"alice-{i}")
             # The reopened page catches up: every earlier reply, a growing one as a snapshot.
+            # A generous wait: on a loaded machine the previous reply may still be finishing.
             assert await page.until(
-                lambda p, i=i: len(p.by_role("assistant")) == i + 1 and not p.streaming(), 10
+                lambda p, i=i: len(p.by_role("assistant")) == i + 1 and not p.streaming(), 30
             ), page.page.summary()
             messages = await db(stored_messages)(alice.conv.pk)
             assert_page_matches_db(page.page, messages)

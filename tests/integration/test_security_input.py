@@ -28,7 +28,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 
 from accounts.gateway import build_headers
 from chat import frames
-from chat.models import Connection, Conversation, Membership, Message
+from chat.models import Conversation, Membership, Message
 from project.asgi import application
 from tests import reliability_report as report
 from tests.fakes.fake_openai import HOSTILE_MARKDOWN, Script
@@ -40,7 +40,9 @@ from tests.reliability_report import (
     Remote,
     assert_page_matches_db,
     bystander_ok,
+    connections_of,
     converse,
+    handshake,
     norm,
     open_page,
     parse,
@@ -122,17 +124,6 @@ async def bystander(ai: Any, bob: Person) -> Any:
     await sock.quiet(0.1)
     yield sock
     await sock.close()
-
-
-async def handshake(path: str, headers: list[tuple[bytes, bytes]]) -> InProc:
-    sock = await InProc.open(application, path, headers)
-    if sock.close_code is None:
-        await sock.wait_closed(0.5)  # accepted, then maybe closed with a code
-    return sock
-
-
-def connections_of(user: Any) -> int:
-    return Connection.objects.filter(user=user).count()
 
 
 # --------------------------------------------------------------------------- H1 handshakes

@@ -28,7 +28,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
-from chat.models import Connection, Conversation, Membership
+from chat.models import Conversation, Membership
 from chat.rooms import selectors as room_selectors
 from project.asgi import application
 from tests import reliability_report as report
@@ -39,7 +39,9 @@ from tests.reliability_report import (
     Person,
     Remote,
     bystander_ok,
+    connections_of,
     converse,
+    handshake,
     open_page,
     session_cookie,
     stored_messages,
@@ -96,17 +98,6 @@ def headers(cookie: str, origin: str, host: str, *extra: tuple[bytes, bytes]) ->
         (b"host", host.encode()),
         *extra,
     ]
-
-
-async def handshake(path: str, hdrs: list[tuple[bytes, bytes]]) -> InProc:
-    sock = await InProc.open(application, path, hdrs)
-    if sock.close_code is None:
-        await sock.wait_closed(0.3)  # accepted, then maybe closed with a code
-    return sock
-
-
-def connections_of(user: Any) -> int:
-    return Connection.objects.filter(user=user).count()
 
 
 # --------------------------------------------------------------------------- H7a origin

@@ -87,6 +87,11 @@ def test_stream_has_chunks_usage_and_done(fake_server: FakeOpenAIServer):
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["usage"]["completion_tokens"] == 4
     record = fake_server.completions[-1]
+    # The client can read [DONE] a moment before the server thread marks the record complete.
+    deadline = time.monotonic() + 5
+    while not record.completed and time.monotonic() < deadline:
+        time.sleep(0.01)
+        record = fake_server.completions[-1]
     assert record.completed and not record.client_disconnected
     assert record.first_token_at is not None and record.first_token_at >= record.arrived_at
 
