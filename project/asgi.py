@@ -11,19 +11,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 # Build the Django app first: it sets up the app registry that the imports below need.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.gateway import GatewayWebsocketMiddleware  # noqa: E402
 from accounts.middleware import LanguageWebsocketMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from project.origins import SiteOriginValidator  # noqa: E402
+from project.sockets import auth_stack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": SiteOriginValidator(
-            AuthMiddlewareStack(
+            auth_stack(
                 GatewayWebsocketMiddleware(
                     LanguageWebsocketMiddleware(URLRouter(websocket_urlpatterns))
                 )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -61,18 +61,41 @@ def _with_fallback(name: str) -> Callable[..., Any]:
     return method
 
 
+# One Redis client (and so one connection pool) per process and configuration. Django builds
+# a cache object per thread *and per async context*: every socket's consumer got its own,
+# with its own pool, so a process held a Redis connection per open page (~490 per daphne
+# process with 1,000 pages on two) and every page's first cache call opened a new one.
+_clients: dict[tuple[Any, ...], RedisCacheClient] = {}
+_clients_lock = threading.Lock()
+
+
 class ResilientRedisCache(RedisCache):
     """RedisCache that falls back to local memory on a Redis connection error or timeout."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self.fallback = LocMemCache(
-            f"resilient-fallback-{id(self)}",
+            # Shared by the process's cache objects for this location, as the client is.
+            f"resilient-fallback-{server}",
             {"TIMEOUT": params.get("TIMEOUT", 300), "OPTIONS": {"MAX_ENTRIES": 20000}},
         )
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._retry_at = 0.0
+
+    @functools.cached_property
+    def _cache(self) -> RedisCacheClient:
+        # django-stubs do not declare RedisCache's own attributes.
+        servers: list[str] = getattr(self, "_servers")  # noqa: B009
+        options: dict[str, Any] = getattr(self, "_options")  # noqa: B009
+        key = (tuple(servers), tuple(sorted((k, repr(v)) for k, v in options.items())))
+        client = _clients.get(key)
+        if client is None:
+            with _clients_lock:
+                client = _clients.get(key)
+                if client is None:
+                    client = _clients[key] = RedisCacheClient(servers, **options)
+        return client
 
     @property
     def degraded(self) -> bool:

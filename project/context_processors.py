@@ -30,6 +30,6 @@ def quota(request: HttpRequest) -> dict[str, Any]:
     from chat.rooms import selectors as rooms
 
     return {
-        "quota": SimpleLazyObject(lambda: ledger.context(user)),
+        "quota": SimpleLazyObject(lambda: ledger.context_of_request(request)),
         "rooms_unread": SimpleLazyObject(lambda: rooms.unread_total(user)),
     }

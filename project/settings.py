@@ -170,6 +170,13 @@ else:
             },
         }
     }
+# Threads that run the sockets' database calls (chat/dbasync.py): independent pages no longer
+# queue on one sync thread. Each keeps its own connection (PostgreSQL: a process opens up to
+# this many more; see docs/scaling.md). 1: every call on the one thread-sensitive thread.
+DB_THREADS = max(1, env_int("DB_THREADS", 4))
+# Seconds a database-pool thread keeps its connection where DB_CONN_MAX_AGE is 0 (the pool's
+# threads are few and long-lived; HTTP request threads still close theirs). 0: never kept.
+DB_THREAD_CONN_MAX_AGE = max(0, env_int("DB_THREAD_CONN_MAX_AGE", 60))
 # A file, not memory, so a daphne process started by the browser tests sees the same data.
 DATABASES["default"].setdefault("TEST", {})
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -190,9 +197,24 @@ CHANNEL_CAPACITY = env_int("CHANNEL_CAPACITY", 500)
 CHANNEL_LAYER_KIND = env("CHANNEL_LAYER_KIND", "list")
 if CHANNEL_LAYER_KIND not in ("list", "pubsub"):
     raise ImproperlyConfigured("CHANNEL_LAYER_KIND must be 'list' or 'pubsub'.")
+# Redis connections per process (per pool: the layer's, the cache's), and how long a call
+# waits for a free one when all are busy. redis-py's own pools cap at 100 and *fail* past it
+# ("Too many connections"): a class of 200 joining at once lost a socket to it (issue 11).
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 50)
+REDIS_POOL_TIMEOUT = env_float("REDIS_POOL_TIMEOUT", 5.0)
+# "shared" (the default): one reader task per process hands messages to the pages' queues,
+# a third of the CPU per delivery and, over two processes, 1,000 members at 10 msg/s p99
+# 131-198 ms against 186-891 ms (bench part "fanout", four runs). A Redis restart still
+# closes the pages' sockets so they re-join (reliability case F3). "per-receive":
+# channels-redis's own receive (two tasks per message per page). See docs/scaling.md.
+CHANNEL_LAYER_READER = env("CHANNEL_LAYER_READER", "shared")
+if CHANNEL_LAYER_READER not in ("shared", "per-receive"):
+    raise ImproperlyConfigured("CHANNEL_LAYER_READER must be 'shared' or 'per-receive'.")
 if REDIS_URL and CHANNEL_LAYER_KIND == "pubsub":
     CHANNEL_LAYERS = {
         "default": {
+            # Its publishes go one at a time through one connection per process (a lock in
+            # channels-redis), its subscriptions through one more: no pool to cap.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 10}],
@@ -203,7 +225,9 @@ if REDIS_URL and CHANNEL_LAYER_KIND == "pubsub":
 elif REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis's list layer with a waiting pool and retries on a Redis blip
+            # (project/layers.py).
+            "BACKEND": "project.layers.PooledRedisChannelLayer",
             "CONFIG": {
                 # redis-py's default 5 s read timeout equals channels_redis's 5 s BZPOPMIN:
                 # an idle socket's read timed out first and the consumer died with 1011.
@@ -211,6 +235,9 @@ elif REDIS_URL:
                 "prefix": env("CHANNEL_LAYER_PREFIX", "practalk"),
                 "capacity": CHANNEL_CAPACITY,
                 "expiry": 60,
+                "max_connections": REDIS_MAX_CONNECTIONS,
+                "pool_timeout": REDIS_POOL_TIMEOUT,
+                "shared_reader": CHANNEL_LAYER_READER == "shared",
             },
         }
     }
@@ -225,6 +252,11 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": env_float("CACHE_REDIS_TIMEOUT", 1.0),
                 "socket_timeout": env_float("CACHE_REDIS_TIMEOUT", 1.0),
+                # Capped and waiting, like the layer's; a wait past the timeout counts as
+                # Redis being down (local memory answers meanwhile).
+                "pool_class": "redis.BlockingConnectionPool",
+                "max_connections": REDIS_MAX_CONNECTIONS,
+                "timeout": min(REDIS_POOL_TIMEOUT, env_float("CACHE_REDIS_TIMEOUT", 1.0)),
             },
         }
     }
@@ -327,6 +359,13 @@ OPENAI_BASE_URL = env("OPENAI_BASE_URL")
 OPENAI_MODEL = env("OPENAI_MODEL", "gpt-4o-mini")
 AI_TIMEOUT_SECONDS = env_float("AI_TIMEOUT_SECONDS", 30.0)
 AI_MAX_RETRIES = env_int("AI_MAX_RETRIES", 2)
+# How replies are read: the SDK's aiohttp client (a quarter less CPU per streamed token), or
+# its default httpx one (chat/coach/model_http.py).
+AI_HTTP_CLIENT = env("AI_HTTP_CLIENT", "aiohttp")
+if AI_HTTP_CLIENT not in ("aiohttp", "httpx"):
+    raise ImproperlyConfigured("AI_HTTP_CLIENT must be 'aiohttp' or 'httpx'.")
+# The model-written conversation title: one attempt, given up after this (the first answer's stays).
+AI_TITLE_TIMEOUT_SECONDS = env_float("AI_TITLE_TIMEOUT_SECONDS", 10.0)
 AI_HISTORY_BUDGET_TOKENS = env_int("AI_HISTORY_BUDGET_TOKENS", 3000)
 AI_DAILY_LIMIT = env_int("AI_DAILY_LIMIT", 5)
 OFFLINE_TOKEN_DELAY = env_float("OFFLINE_TOKEN_DELAY", 0.03)
@@ -360,6 +399,8 @@ MEDIA_URL = "/media/"
 
 # --- Live chat limits ---------------------------------------------------------------------
 MAX_MESSAGE_LENGTH = env_int("MAX_MESSAGE_LENGTH", 4000)
+# Finished messages' list items kept rendered per process (about 1 KB each; 0 turns it off).
+MESSAGE_ITEM_CACHE_SIZE = env_int("MESSAGE_ITEM_CACHE_SIZE", 20000)
 MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 64 * 1024)
 MESSAGES_PER_10S = env_int("MESSAGES_PER_10S", 10)
 MAX_SOCKETS_PER_USER = env_int("MAX_SOCKETS_PER_USER", 20)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The PostgreSQL server of the scale-out tests (a fresh database is made on it per run).
+PG_URL = os.environ.get("TWO_PROCESS_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
 def free_port() -> int:
@@ -77,3 +85,84 @@ class DaphneServer:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def reachable(host: str, port: int) -> bool:
+    """Whether something listens on host:port."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def manage(*args: str, env: dict[str, str]) -> str:
+    """Run `manage.py` with env in the checkout; its standard output."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+@dataclass
+class Cluster:
+    """Daphne processes on one fresh PostgreSQL database and one Redis (with a key prefix)."""
+
+    servers: list[DaphneServer]
+    data: dict[str, Any]
+    env: dict[str, str]
+    prefix: str
+
+
+@contextlib.contextmanager
+def postgres_redis_cluster(
+    *, name: str, redis_url: str, env: dict[str, str], setup: str, processes: int = 2
+) -> Iterator[Cluster]:
+    """`processes` daphnes sharing a new database `practalk_<name>_<tag>` and Redis.
+
+    `setup` is a `manage.py shell` script run after migrating; its last printed line is JSON
+    and becomes `Cluster.data`. `env` may use `{prefix}` (the run's unique key prefix). The
+    database is dropped and the prefix's keys deleted afterwards.
+    """
+    # These services run on every machine of this kind and in CI: missing is a failure.
+    assert reachable("127.0.0.1", 5432), "PostgreSQL must run on 127.0.0.1:5432"
+    assert reachable("127.0.0.1", 6379), "Redis must run on 127.0.0.1:6379"
+    import psycopg
+    import redis
+
+    tag = secrets.token_hex(4)
+    db_name = f"practalk_{name}_{tag}"
+    prefix = f"practalk{name.replace('_', '')}{tag}"
+    own = {
+        "DATABASE_URL": f"{PG_URL}/{db_name}",
+        "REDIS_URL": redis_url,
+        "CHANNEL_LAYER_PREFIX": prefix,
+        "TESTING": "1",
+        "DEBUG": "0",
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+        **{key: value.format(prefix=prefix) for key, value in env.items()},
+    }
+    child_env = {**os.environ, **own}
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    servers: list[DaphneServer] = []
+    try:
+        manage("migrate", "--noinput", "-v", "0", env=child_env)
+        data = json.loads(manage("shell", "-c", setup, env=child_env).strip().splitlines()[-1])
+        servers = [DaphneServer(own) for _ in range(processes)]
+        for server in servers:
+            server.start()
+        yield Cluster(servers, data, child_env, prefix)
+    finally:
+        for server in servers:
+            server.stop()
+        with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        r = redis.Redis.from_url(redis_url)
+        for key in r.scan_iter(f"*{prefix}*", count=1000):
+            r.delete(key)
+        r.close()

@@ -123,7 +123,7 @@ def test_redis_url_uses_the_redis_channel_layer_and_cache(tmp_path: Path) -> Non
     )
 
     assert report == {
-        "layer": "RedisChannelLayer",
+        "layer": "PooledRedisChannelLayer",
         "message": {"type": "probe.ping", "n": 7},
         "cache": "ResilientRedisCache",
         "cached": "pong",

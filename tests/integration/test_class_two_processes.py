@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.integration.test_two_processes import Member
-from tests.serverproc import ROOT, DaphneServer
+from tests.serverproc import ROOT, Cluster, DaphneServer, manage, postgres_redis_cluster
 
-PG_URL = os.environ.get("TWO_PROCESS_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 SETUP = """
@@ -57,82 +52,25 @@ print(json.dumps({"n": rows.count(), "unique": rows.values("event_id").distinct(
 """
 
 
-def _reachable(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@dataclass
-class Cluster:
-    servers: list[DaphneServer]
-    data: dict[str, Any]
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    assert _reachable(5432), "PostgreSQL must run on 127.0.0.1:5432"
-    assert _reachable(6379), "Redis must run on 127.0.0.1:6379"
-    import psycopg
-    import redis
-
-    tag = secrets.token_hex(4)
-    db_name = f"practalk_classes_2p_{tag}"
-    prefix = f"practalkcls{tag}"
-    env = {
-        "DATABASE_URL": f"{PG_URL}/{db_name}",
-        "REDIS_URL": REDIS_URL,
-        "CHANNEL_LAYER_PREFIX": prefix,
-        "ACTIVITY_STREAM": f"{prefix}:activity",
-        "TESTING": "1",
-        "DEBUG": "0",
-        "OPENAI_API_KEY": "",
-        "OPENAI_BASE_URL": "",
-        "CLASS_DASHBOARD_BATCH_SECONDS": "0.05",
-    }
-    child_env = {**os.environ, **env}
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    servers: list[DaphneServer] = []
-    consumer = None
-    try:
-        manage = [sys.executable, "manage.py"]
-        subprocess.run(
-            [*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=child_env, check=True
-        )
-        made = subprocess.run(
-            [*manage, "shell", "-c", SETUP],
-            cwd=ROOT,
-            env=child_env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        data = json.loads(made.stdout.strip().splitlines()[-1])
+    """Two daphnes on a fresh database and Redis, with the activity consumer as a process."""
+    env = {"ACTIVITY_STREAM": "{prefix}:activity", "CLASS_DASHBOARD_BATCH_SECONDS": "0.05"}
+    with postgres_redis_cluster(
+        name="classes_2p", redis_url=REDIS_URL, env=env, setup=SETUP
+    ) as made:
         consumer = subprocess.Popen(
-            [*manage, "run_activity_consumer", "--name", "two-1"],
+            [sys.executable, "manage.py", "run_activity_consumer", "--name", "two-1"],
             cwd=ROOT,
-            env=child_env,
+            env=made.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        servers = [DaphneServer(env), DaphneServer(env)]
-        for server in servers:
-            server.start()
-        yield Cluster(servers, data, child_env)
-    finally:
-        for server in servers:
-            server.stop()
-        if consumer is not None:
+        try:
+            yield made
+        finally:
             consumer.terminate()
             consumer.wait(10)
-        with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        r = redis.Redis.from_url(REDIS_URL)
-        for key in r.scan_iter(f"*{prefix}*", count=1000):
-            r.delete(key)
-        r.close()
 
 
 async def open_page(server: DaphneServer, conv: str, cookie: str) -> Member:
@@ -153,15 +91,8 @@ async def open_page(server: DaphneServer, conv: str, cookie: str) -> Member:
 def stored(cluster: Cluster, n: int, timeout: float = 15) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        out = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", COUNT],
-            cwd=ROOT,
-            env=cluster.env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        result = json.loads(out.stdout.strip().splitlines()[-1])
+        out = manage("shell", "-c", COUNT, env=cluster.env)
+        result = json.loads(out.strip().splitlines()[-1])
         if result["n"] >= n or time.monotonic() > deadline:
             return result
         time.sleep(0.3)

@@ -10,13 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -27,9 +22,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.serverproc import ROOT, DaphneServer
+from tests.serverproc import Cluster, DaphneServer, postgres_redis_cluster
 
-PG_URL = os.environ.get("TWO_PROCESS_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 11
 LATENCY_ROUNDS = 20
 
@@ -51,73 +45,13 @@ print(json.dumps({"room": str(room.pk), "kim": cookie(owner), "lee": cookie(gues
 """
 
 
-def _reachable(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-@dataclass
-class Cluster:
-    servers: list[DaphneServer]
-    room: str
-    cookies: dict[str, str]
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """Two daphne processes on one fresh PostgreSQL database and one Redis."""
-    # These services run on every machine of this kind and in CI: missing is a failure.
-    assert _reachable("127.0.0.1", 5432), "PostgreSQL must run on 127.0.0.1:5432"
-    assert _reachable(REDIS_HOST, REDIS_PORT), "Redis must run on 127.0.0.1:6379"
-    import psycopg
-    import redis
-
-    tag = secrets.token_hex(4)
-    db_name = f"practalk_2p_{tag}"
-    prefix = f"practalk2p{tag}"
-    env = {
-        "DATABASE_URL": f"{PG_URL}/{db_name}",
-        "REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-        "CHANNEL_LAYER_PREFIX": prefix,
-        "TESTING": "1",
-        "DEBUG": "0",
-        "MESSAGES_PER_10S": "1000",
-        "SOCKET_FRAMES_PER_SECOND": "1000",
-        "OPENAI_API_KEY": "",
-        "OPENAI_BASE_URL": "",
-    }
-    child_env = {**os.environ, **env}
-    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    servers: list[DaphneServer] = []
-    try:
-        manage = [sys.executable, "manage.py"]
-        subprocess.run(
-            [*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=child_env, check=True
-        )
-        made = subprocess.run(
-            [*manage, "shell", "-c", SETUP],
-            cwd=ROOT,
-            env=child_env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        data = json.loads(made.stdout.strip().splitlines()[-1])
-        servers = [DaphneServer(env), DaphneServer(env)]
-        for server in servers:
-            server.start()
-        yield Cluster(servers, data["room"], {"kim": data["kim"], "lee": data["lee"]})
-    finally:
-        for server in servers:
-            server.stop()
-        with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        r = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-        for key in r.scan_iter(f"*{prefix}*", count=1000):
-            r.delete(key)
-        r.close()
+    env = {"MESSAGES_PER_10S": "1000", "SOCKET_FRAMES_PER_SECOND": "1000"}
+    redis_url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+    with postgres_redis_cluster(name="2p", redis_url=redis_url, env=env, setup=SETUP) as made:
+        yield made
 
 
 # --- a member as a browser would be -------------------------------------------------------------
@@ -213,15 +147,15 @@ def _report(directions: dict[str, list[float]], capsys: pytest.CaptureFixture[st
 @pytest.mark.asyncio
 async def test_members_on_two_processes_see_each_other(cluster: Cluster, capsys) -> None:
     one, two = cluster.servers
-    room = cluster.room
-    kim = await Member.open(one, room, cluster.cookies["kim"])
+    room = cluster.data["room"]
+    kim = await Member.open(one, room, cluster.data["kim"])
 
     # Lee joins through process two; Kim, on process one, gets the notice.
-    await asyncio.to_thread(post_form, two, f"/rooms/{room}/join/", cluster.cookies["lee"])
+    await asyncio.to_thread(post_form, two, f"/rooms/{room}/join/", cluster.data["lee"])
     _at, notice = await kim.until('data-kind="notice"')
     assert "Guest Lee joined the room." in notice
 
-    lee = await Member.open(two, room, cluster.cookies["lee"])
+    lee = await Member.open(two, room, cluster.data["lee"])
     _at, presence = await kim.until("Guest Lee</li>")
     assert 'id="presence"' in presence
     assert "Owner Kim" in presence
@@ -244,7 +178,7 @@ async def test_members_on_two_processes_see_each_other(cluster: Cluster, capsys)
     _report(latencies, capsys)
 
     # Lee leaves through process one: the notice reaches Kim, Lee's page on process two closes.
-    await asyncio.to_thread(post_form, one, f"/rooms/{room}/leave/", cluster.cookies["lee"])
+    await asyncio.to_thread(post_form, one, f"/rooms/{room}/leave/", cluster.data["lee"])
     _at, notice = await kim.until("Guest Lee left the room.")
     assert 'data-role="system"' in notice
     assert await lee.closed() == 4403
@@ -260,8 +194,8 @@ async def test_members_on_two_processes_see_each_other(cluster: Cluster, capsys)
 @pytest.mark.asyncio
 async def test_a_two_megabyte_frame_is_cut_off_by_daphne(cluster: Cluster) -> None:
     one, _two = cluster.servers
-    kim = await Member.open(one, cluster.room, cluster.cookies["kim"])
-    other_tab = await Member.open(one, cluster.room, cluster.cookies["kim"])
+    kim = await Member.open(one, cluster.data["room"], cluster.data["kim"])
+    other_tab = await Member.open(one, cluster.data["room"], cluster.data["kim"])
     huge = json.dumps({"action": "send", "message": "x" * 2_000_000})
     await other_tab.ws.send(huge)
     # daphne's --websocket-max-message-size (1 MiB by default) drops the connection before the

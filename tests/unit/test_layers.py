@@ -108,3 +108,29 @@ async def test_a_receiver_keeps_its_queue_and_a_gone_one_is_forgotten() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert "a.one" not in layer.channels
+
+
+@pytest.mark.asyncio
+async def test_every_member_gets_its_own_copy_shallow_when_flat_deep_otherwise() -> None:
+    from project.layers import copy_message
+
+    layer = ThrottledInMemoryChannelLayer()
+    for name in ("a.one", "a.two"):
+        await layer.group_add("room", name)
+    flat = {"type": "chat.frame", "html": "<p>hi</p>", "seq": 3, "part": None}
+    nested = {"type": "chat.frame", "data": {"ids": [1, 2]}}
+    await layer.group_send("room", flat)
+    await layer.group_send("room", nested)
+    one, two = (
+        [await layer.receive("a.one"), await layer.receive("a.one")],
+        [
+            await layer.receive("a.two"),
+            await layer.receive("a.two"),
+        ],
+    )
+    assert one[0] == two[0] == flat and one[0] is not two[0] and one[0] is not flat
+    one[0]["html"] = "changed"
+    assert two[0]["html"] == flat["html"] == "<p>hi</p>"
+    one[1]["data"]["ids"].append(3)  # a nested value is not shared either
+    assert two[1]["data"]["ids"] == nested["data"]["ids"] == [1, 2]
+    assert copy_message(flat) == flat and copy_message(nested)["data"] is not nested["data"]

@@ -23,6 +23,11 @@ SWITCHES = (
     "TEST_DATABASE_NAME",
     "CHANNEL_LAYER_PREFIX",
     "ACCOUNT_EMAIL_VERIFICATION",
+    "CHANNEL_LAYER_KIND",
+    "CHANNEL_LAYER_READER",
+    "REDIS_MAX_CONNECTIONS",
+    "REDIS_POOL_TIMEOUT",
+    "AI_HTTP_CLIENT",
 )
 
 
@@ -119,7 +124,10 @@ def test_redis_url_selects_the_redis_channel_layer_and_cache(load_settings: Any)
     loaded = load_settings(REDIS_URL="redis://cache.internal:6379/3")
 
     layer = loaded["CHANNEL_LAYERS"]["default"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # channels-redis's list layer with a capped, waiting pool and one reader per process.
+    assert layer["BACKEND"] == "project.layers.PooledRedisChannelLayer"
+    assert (layer["CONFIG"]["max_connections"], layer["CONFIG"]["pool_timeout"]) == (50, 5.0)
+    assert layer["CONFIG"]["shared_reader"] is True  # one reader per process
     # A read timeout longer than channels_redis's 5 s blocking pop: idle sockets live on.
     assert layer["CONFIG"]["hosts"] == [
         {"address": "redis://cache.internal:6379/3", "socket_timeout": 10}
@@ -131,6 +139,22 @@ def test_redis_url_selects_the_redis_channel_layer_and_cache(load_settings: Any)
 
     assert issubclass(import_string(cache["BACKEND"]), RedisCache)
     assert cache["LOCATION"] == "redis://cache.internal:6379/3"
+    assert cache["OPTIONS"]["pool_class"] == "redis.BlockingConnectionPool"
+    assert cache["OPTIONS"]["max_connections"] == 50
+
+
+def test_the_redis_pools_cap_comes_from_the_environment(load_settings: Any) -> None:
+    loaded = load_settings(
+        REDIS_URL="redis://cache.internal:6379/3",
+        REDIS_MAX_CONNECTIONS="8",
+        REDIS_POOL_TIMEOUT="2.5",
+        CHANNEL_LAYER_READER="per-receive",
+    )
+
+    config = loaded["CHANNEL_LAYERS"]["default"]["CONFIG"]
+    assert (config["max_connections"], config["pool_timeout"]) == (8, 2.5)
+    assert config["shared_reader"] is False  # channels-redis's own receive, on request
+    assert loaded["CACHES"]["default"]["OPTIONS"]["max_connections"] == 8
 
 
 def test_without_redis_url_everything_stays_in_process(load_settings: Any) -> None:
@@ -139,6 +163,15 @@ def test_without_redis_url_everything_stays_in_process(load_settings: Any) -> No
     layer = loaded["CHANNEL_LAYERS"]["default"]["BACKEND"]
     assert layer == "project.layers.ThrottledInMemoryChannelLayer"
     assert loaded["CACHES"]["default"]["BACKEND"].endswith("LocMemCache")
+
+
+def test_replies_are_read_through_aiohttp_unless_httpx_is_asked_for(load_settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    assert load_settings()["AI_HTTP_CLIENT"] == "aiohttp"
+    assert load_settings(AI_HTTP_CLIENT="httpx")["AI_HTTP_CLIENT"] == "httpx"
+    with pytest.raises(ImproperlyConfigured):
+        load_settings(AI_HTTP_CLIENT="requests")
 
 
 @pytest.mark.parametrize(
