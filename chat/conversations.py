@@ -87,23 +87,41 @@ def online_members(conversation: Conversation) -> list[tuple[int, str]]:
 # --- messages: reads ----------------------------------------------------------------------------
 
 
-def messages_qs(conversation_id: ConversationId) -> QuerySet[Message]:
+def messages_qs(
+    conversation_id: ConversationId, *, with_conversation: bool = True
+) -> QuerySet[Message]:
     """The messages shown (one path through the answers' versions), oldest first."""
+    related = ("author", "feedback", *(("conversation__persona",) if with_conversation else ()))
     return (
         Message.objects.filter(conversation_id=conversation_id, is_shown=True)
-        .select_related("author", "conversation__persona", "feedback")
+        .select_related(*related)
         .order_by("seq")
     )
 
 
 def latest_messages(
-    conversation_id: ConversationId, *, before_seq: int | None = None, limit: int = PAGE_SIZE
+    conversation: Conversation | ConversationId,
+    *,
+    before_seq: int | None = None,
+    limit: int = PAGE_SIZE,
 ) -> list[Message]:
-    """The newest `limit` messages (older than `before_seq`), oldest first: one query."""
-    qs = messages_qs(conversation_id)
+    """The newest `limit` messages (older than `before_seq`), oldest first: one query.
+
+    Given the conversation itself (as views have it), each message points at it instead
+    of joining and building its own copy of the conversation and its persona.
+    """
+    if isinstance(conversation, Conversation):
+        known: Conversation | None = conversation
+        qs = messages_qs(conversation.pk, with_conversation=False)
+    else:
+        known, qs = None, messages_qs(conversation)
     if before_seq is not None:
         qs = qs.filter(seq__lt=before_seq)
-    return list(reversed(qs.order_by("-seq")[:limit]))
+    shown = list(reversed(qs.order_by("-seq")[:limit]))
+    if known is not None:
+        for message in shown:
+            message.conversation = known
+    return shown
 
 
 def messages_after(

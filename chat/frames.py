@@ -11,6 +11,8 @@ online list of a large room); tests keep each equal to its reference template.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import threading
 from collections.abc import Iterable
 from html import escape as escape_html
 from typing import Any
@@ -18,8 +20,11 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from chat import cards
@@ -67,11 +72,16 @@ def message_body(message: Message, feedback: Feedback | None = None) -> SafeStri
     return render_plain(message.content)
 
 
-def render_message(message: Message, *, oob: bool = False, closed: int | None = None) -> str:
-    """One message as HTML (the page and the socket use the same partial).
+def message_context(
+    message: Message, *, oob: bool = False, closed: int | None = None
+) -> dict[str, object]:
+    """What the message partial needs for one message, computed once in Python.
 
-    A growing reply shows its closed blocks rendered (they stay as they are) and its open
-    last block as escaped text; `closed` is where the stream split them (else found here).
+    The page's list and the socket render the same partial from this dict, so both make
+    the same markup. A growing reply shows its closed blocks rendered (they stay as they
+    are) and its open last block as escaped text; `closed` is where the stream split them
+    (else found here). The time and the read-aloud link are computed here, not by template
+    filters and `{% url %}`: they are most of a message's cost on a long page.
     """
     growing = message.role == Message.Role.ASSISTANT and message.status == Message.Status.STREAMING
     plain = message.role != Message.Role.ASSISTANT or growing
@@ -82,20 +92,100 @@ def render_message(message: Message, *, oob: bool = False, closed: int | None = 
         text = message.content
         split = open_block_start(text) if closed is None else min(closed, len(text))
         blocks, body = render_markdown(text[:split]), render_plain(text[split:])
-    return render_to_string(
-        MESSAGE_TEMPLATE,
-        {
-            "m": message,
-            "body": body,
-            "blocks": blocks,
-            "growing": growing,
-            "plain": plain,
-            "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
-            "oob": oob,
-            "card": cards.card_for(feedback, message.content) if feedback else None,
-            "versions": _versions(message) if feedback else [],
-        },
+    created = message.created_at
+    local = timezone.localtime(created) if created is not None else None
+    speaks = (
+        message.role == Message.Role.ASSISTANT
+        and message.status == Message.Status.COMPLETE
+        and message.kind == Message.Kind.TEXT
     )
+    return {
+        "m": message,
+        "body": body,
+        "blocks": blocks,
+        "growing": growing,
+        "plain": plain,
+        "coach_name": coach_name(message) if message.role == Message.Role.ASSISTANT else "",
+        "oob": oob,
+        "card": cards.card_for(feedback, message.content) if feedback else None,
+        "versions": _versions(message) if feedback else [],
+        # The same strings as `|date:"c"` and `|time:"H:i"` in the reader's zone.
+        "created_iso": local.isoformat() if local else "",
+        "created_hm": f"{local:%H:%M}" if local else "",
+        "speech_url": reverse("message-speech", args=[message.pk]) if speaks else "",
+    }
+
+
+def render_message(message: Message, *, oob: bool = False, closed: int | None = None) -> str:
+    """One message as HTML (the page's list renders the same partial: `message_item`)."""
+    return render_to_string(MESSAGE_TEMPLATE, message_context(message, oob=oob, closed=closed))
+
+
+class RenderedItems:
+    """Message list items already rendered in this process, by everything that shapes them.
+
+    A page of 50 messages spent half its time rendering the same partial again for every
+    view. The key is a digest of the partial's whole input (the values `message_context`
+    computes, the author's name, the language), so an entry can never be stale: a change
+    of any of them is a different key, and old entries fall out (oldest first) past
+    `size`. Items with a feedback card or versions are not kept (they read more than this),
+    nor a reply still growing.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: dict[bytes, SafeString] = {}
+        self.lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(context: dict[str, Any]) -> bytes | None:
+        """The digest of what the partial would be rendered from; None when not kept."""
+        if context["card"] or context["versions"] or context["oob"] or context["growing"]:
+            return None  # a growing reply changes with every token: not worth keeping
+        m = context["m"]
+        author = m.author.display_name if m.author_id and m.role == Message.Role.USER else ""
+        parts = (
+            get_language() or "",
+            str(m.pk),
+            m.role,
+            m.kind,
+            m.status,
+            str(m.seq),
+            str(m.author_id or ""),
+            author,
+            context["body"],
+            context["blocks"],
+            str(context["plain"]),
+            context["coach_name"],
+            context["created_iso"],
+            context["created_hm"],
+            context["speech_url"],
+            bool(m.content) and "1" or "",
+        )
+        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=20).digest()
+
+    def html(self, message: Message) -> SafeString:
+        """The message's list item, rendered once per distinct input."""
+        context = message_context(message)
+        key = self.key(context) if self.size else None
+        if key is not None:
+            found = self.items.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+        html = mark_safe(render_to_string(MESSAGE_TEMPLATE, context))  # noqa: S308
+        if key is not None:
+            with self.lock:
+                self.misses += 1
+                self.items[key] = html
+                while len(self.items) > self.size:
+                    del self.items[next(iter(self.items))]
+        return html
+
+
+rendered_items = RenderedItems(settings.MESSAGE_ITEM_CACHE_SIZE)
 
 
 def _versions(message: Message) -> list[tuple[int, str, bool]]:
@@ -143,10 +233,13 @@ def message_replaced(message: Message, *, closed: int | None = None) -> str:
 def tokens(message_id: object, text: str) -> str:
     """Streamed text appended to a reply's body; escaped, never raw HTML.
 
-    Built by hand: this runs for every batch of every reply (reference: chat/ws/tokens.html).
+    Built by hand with the standard library's escape (Django's `escape` is the same call
+    behind lazy-string checks): this runs for every batch of every reply (reference:
+    chat/ws/tokens.html).
     """
-    return format_html(
-        '<span hx-swap-oob="beforeend:#message-{}-body">{}</span>', str(message_id), text
+    return (
+        f'<span hx-swap-oob="beforeend:#message-{escape_html(str(message_id))}-body">'
+        f"{escape_html(text)}</span>"
     )
 
 

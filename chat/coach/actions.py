@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable
 from typing import Any
-
-from channels.db import database_sync_to_async
 
 from chat import events, frames
 from chat.actions import Page
 from chat.coach import quota, sending, tasks
+from chat.dbasync import db_async
 
 
 async def _quota_notice(page: Page) -> None:
@@ -28,6 +29,33 @@ async def _problem_notice(page: Page, outcome: sending.SendOutcome) -> None:
         await page.send_frame(frames.notice(outcome.problem, level="error", cause=outcome.cause))
     else:
         await page.send_notice(outcome.problem)
+
+
+_ABANDONING: set[asyncio.Task[None]] = set()
+
+
+async def _stored(hop: Awaitable[sending.SendOutcome]) -> sending.SendOutcome:
+    """The send's database hop, run to its end even if this page's handler is cancelled.
+
+    The hop commits in its pool thread regardless; a reply it opened that no task will
+    ever own is then ended failed and refunded (`tasks.abandon_exchange`).
+    """
+    future = asyncio.ensure_future(hop)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_abandon_if_opened)
+        raise
+
+
+def _abandon_if_opened(future: asyncio.Future[sending.SendOutcome]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    exchange = future.result().exchange
+    if exchange is not None and exchange.reply is not None:
+        task = asyncio.ensure_future(tasks.abandon_exchange(exchange))
+        _ABANDONING.add(task)
+        task.add_done_callback(_ABANDONING.discard)
 
 
 def _answer_id(value: object) -> uuid.UUID | None:
@@ -49,8 +77,10 @@ async def on_send(page: Page, payload: dict[str, Any]) -> None:
     parent_id = _answer_id(payload.get("parent"))
     # One hop to the sync thread for the rate check and the writes (each hop ~1.4 ms).
     seconds = sending.clean_speech_seconds(payload.get("speech_seconds"))
-    outcome = await database_sync_to_async(sending.send_message)(
-        page.user, page.conversation, text, seconds, parent_id=parent_id
+    outcome = await _stored(
+        db_async(sending.send_message)(
+            page.user, page.conversation, text, seconds, parent_id=parent_id
+        )
     )
     if outcome.problem or outcome.exchange is None:
         # The text stays in the box: the composer is not cleared.
@@ -70,14 +100,14 @@ async def on_send(page: Page, payload: dict[str, Any]) -> None:
 
 async def on_stop(page: Page, payload: dict[str, Any]) -> None:
     """Stop the replies this person may stop, wherever they run."""
-    ids = await database_sync_to_async(sending.stoppable_replies)(page.user, page.conversation)
+    ids = await db_async(sending.stoppable_replies)(page.user, page.conversation)
     for message_id in ids:
         await tasks.request_stop(page.conversation.pk, message_id)
 
 
 async def on_regenerate(page: Page, payload: dict[str, Any]) -> None:
     """Replace the last finished reply with a new one."""
-    outcome = await database_sync_to_async(sending.regenerate)(page.user, page.conversation)
+    outcome = await _stored(db_async(sending.regenerate)(page.user, page.conversation))
     if outcome.problem or outcome.exchange is None:
         await _problem_notice(page, outcome)
         return

@@ -118,6 +118,7 @@ class ReplyBroadcast:
         # `open_text` the growing last block, shown as text until a newer block begins.
         self.closed = 0
         self.open_text = ""
+        self.ended = False  # the final frame was sent
         self._lock = asyncio.Lock()  # the timer's flush and the loop's must not swap numbers
         self.batcher = TokenBatcher(self._send_tokens, flush_interval(), idle_gap())
 
@@ -141,6 +142,8 @@ class ReplyBroadcast:
         # the group as one token frame, then the pages that asked get a snapshot of exactly
         # that much (a point-to-point snapshot must not take text from the other pages).
         async with self._lock:
+            if self.ended:  # the final frame went out: it is every page's whole text
+                return
             end = len(self.parts)
             if end > self.sent_upto:
                 text = "".join(self.parts[self.sent_upto : end])
@@ -187,10 +190,17 @@ class ReplyBroadcast:
         self.batcher.discard()
 
     async def final(self, message: Message, error: Message | None) -> None:
-        """The finished reply, replaced whole, and the notice explaining a failure."""
-        await events.publish_safely(
-            self.group, events.frame(frames.message_replaced(message), final=self.message_id)
-        )
+        """The finished reply, replaced whole, and the notice explaining a failure.
+
+        Taken under the flush lock: a snapshot a page asked for just before the end is
+        sent before this frame or not at all (it would show the reply growing again).
+        """
+        async with self._lock:
+            self.ended = True
+            self.snapshot_to.clear()
+            await events.publish_safely(
+                self.group, events.frame(frames.message_replaced(message), final=self.message_id)
+            )
         if error is not None:
             await events.publish_safely(
                 self.group, events.frame(frames.message_appended(error), seq=error.seq)

@@ -148,6 +148,7 @@ class ProviderConfig:
     model: str = "gpt-4o-mini"
     timeout_seconds: float = 30.0
     max_retries: int = 2
+    http_client: str = "aiohttp"  # or "httpx" (chat/coach/model_http.py)
     history_budget_tokens: int = 3000
     offline_token_delay: float = 0.03
 

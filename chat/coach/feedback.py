@@ -1,6 +1,6 @@
 """Feedback on learner answers in the database: the analysis on send, the rubric when it came.
 
-Sync functions (wrap them with `database_sync_to_async` in async code), like the reply
+Sync functions (wrap them with `chat.dbasync.db_async` in async code), like the reply
 lifecycle in `chat.coach.replies`; frames leave through `chat.events` after commit.
 """
 

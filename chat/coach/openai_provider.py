@@ -15,6 +15,7 @@ import httpx2
 import openai
 import orjson
 
+from chat.coach import model_http
 from chat.coach.contract import (
     OUT_OF_CREDIT,
     ProviderConfig,
@@ -85,6 +86,7 @@ class _OpenAIReplyStream(ReplyStream):
         self._decoder = SSEDecoder()
         self._texts: deque[str] = deque()  # decoded but not yet returned
         self._ended = False  # [DONE] seen, or the body ended
+        self._failed: openai.APIError | None = None  # an error event behind queued text
         self._done = False
 
     async def _open(self) -> None:
@@ -121,6 +123,8 @@ class _OpenAIReplyStream(ReplyStream):
                     raise StopAsyncIteration
             texts = self._texts
             while not texts:
+                if self._failed is not None:
+                    raise self._failed
                 chunks = self._chunks
                 if chunks is None or self.closed:  # closed while we were away
                     raise StopAsyncIteration
@@ -135,8 +139,16 @@ class _OpenAIReplyStream(ReplyStream):
                     self._ended = True
                     continue
                 for event in self._decoder.feed(chunk):
-                    if self._absorb(event):
-                        break  # [DONE]: anything after it is not part of the reply
+                    try:
+                        if self._absorb(event):
+                            break  # [DONE]: anything after it is not part of the reply
+                    except openai.APIError as exc:
+                        if not texts:
+                            raise
+                        # An error event read in the same chunk as text before it: the
+                        # text is the reply so far, shown first; the error comes next.
+                        self._failed = exc
+                        break
             return texts.popleft()
         except StopAsyncIteration:
             self._done = True
@@ -238,6 +250,21 @@ class _OpenAIReplyStream(ReplyStream):
         await self._close_upstream()
 
 
+def _forget(client: openai.AsyncOpenAI) -> None:
+    """Let go of a client whose event loop has closed (tests run one loop per test).
+
+    Its aiohttp session cannot be closed any more (closing awaits on that loop), and left
+    alone it logs "Unclosed client session" when collected. Marking its connector closed
+    is all that is left to do: aiohttp does only that itself when the loop is closed.
+    """
+    transport = getattr(client._client, "_transport", None)
+    session = getattr(transport, "client", None)
+    connector = getattr(session, "connector", None)
+    if connector is not None:
+        with contextlib.suppress(Exception):
+            connector._close()
+
+
 class OpenAIProvider:
     """Streams replies from an OpenAI-compatible server through the openai SDK."""
 
@@ -256,9 +283,12 @@ class OpenAIProvider:
         client = self._clients.get(loop)
         if client is None:
             for old in [known for known in self._clients if known.is_closed()]:
-                del self._clients[old]
+                _forget(self._clients.pop(old))
             timeout = self.config.timeout_seconds
             client = openai.AsyncOpenAI(
+                # The SDK's aiohttp client, reading every byte of a dropped stream, or its
+                # httpx one (model_http.py).
+                http_client=model_http.http_client(self.config.http_client),
                 api_key=self.config.api_key or "not-needed",
                 base_url=self.config.base_url or None,
                 # Connect fails fast; read is the longest silence we accept between chunks.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from django.db import connections
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -75,6 +76,38 @@ def language_instruction(language: str) -> str:
     )
 
 
+def recent_turns(conversation_id: object) -> list[tuple[str, str]]:
+    """The last HISTORY_MESSAGES finished turns on screen, oldest first: (role, content).
+
+    The path on screen, not the versions it replaced; no streaming or empty reply. Written
+    out, one statement with only the two columns: building this queryset took longer than
+    running it (~1.5 ms of the send → model request path).
+    """
+    connection = connections[Message.objects.db]
+    quote = connection.ops.quote_name
+    conversation = Message._meta.get_field("conversation")
+    sql = (
+        f"SELECT {quote('role')}, {quote('content')} FROM {quote(Message._meta.db_table)} "
+        f"WHERE {quote(conversation.column)} = %s AND {quote('is_shown')} = %s "
+        f"AND {quote('kind')} = %s AND {quote('role')} IN (%s, %s) "
+        f"AND {quote('status')} <> %s AND {quote('content')} <> %s "
+        f"ORDER BY {quote('seq')} DESC LIMIT {int(HISTORY_MESSAGES)}"
+    )
+    params = [
+        conversation.get_db_prep_value(conversation_id, connection),
+        True,
+        Message.Kind.TEXT,
+        Message.Role.USER,
+        Message.Role.ASSISTANT,
+        Message.Status.STREAMING,
+        "",
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [(str(role), str(content)) for role, content in reversed(rows)]
+
+
 def build_request(
     conversation: Conversation,
     language: str = "",
@@ -91,19 +124,7 @@ def build_request(
     """
     persona = conversation.persona
     language = language or translation.get_language() or ""
-    recent = list(
-        Message.objects.filter(
-            conversation=conversation,
-            is_shown=True,  # the path on screen, not the versions it replaced
-            kind=Message.Kind.TEXT,
-            role__in=[Message.Role.USER, Message.Role.ASSISTANT],
-        )
-        .exclude(status=Message.Status.STREAMING)
-        .exclude(content="")
-        .order_by("-seq")
-        .values_list("role", "content")[:HISTORY_MESSAGES]
-    )
-    history = [Turn(role=role, content=content) for role, content in reversed(recent)]
+    history = [Turn(role=role, content=content) for role, content in recent_turns(conversation.pk)]
     if persona is None:
         system = _(
             "You are Practalk's friendly coach in a live chat room of English learners. "

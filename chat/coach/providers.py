@@ -31,6 +31,7 @@ def config_from_settings() -> ProviderConfig:
         model=str(getattr(settings, "OPENAI_MODEL", "") or "gpt-4o-mini"),
         timeout_seconds=float(getattr(settings, "AI_TIMEOUT_SECONDS", 30) or 30),
         max_retries=int(getattr(settings, "AI_MAX_RETRIES", 2)),
+        http_client=str(getattr(settings, "AI_HTTP_CLIENT", "aiohttp")),
         history_budget_tokens=int(getattr(settings, "AI_HISTORY_BUDGET_TOKENS", 3000)),
         offline_token_delay=float(getattr(settings, "OFFLINE_TOKEN_DELAY", 0.03)),
     )

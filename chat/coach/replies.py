@@ -2,18 +2,19 @@
 `reply_finish` stores how it ended (refunding a failed one), and replies orphaned by a
 process that died are recovered.
 
-Functions are sync (wrap them with `database_sync_to_async` in consumers) and return what
+Functions are sync (wrap them with `chat.dbasync.db_async` in consumers) and return what
 was written; frames leave through `chat.events` only after the transaction committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -23,7 +24,7 @@ from chat.coach import feedback, quota, running
 from chat.coach.contract import ReplyRequest
 from chat.coach.prompts import build_request
 from chat.conversations import message_create, next_seqs, store_html, title_from_first_answer
-from chat.models import Conversation, Message
+from chat.models import Conversation, Feedback, Message
 
 
 class QuotaExhaustedError(Exception):
@@ -36,6 +37,25 @@ class NothingToRegenerateError(Exception):
 
 class NoSuchAnswerError(Exception):
     """Answer again: the answer is not a shown learner answer of this conversation."""
+
+
+class StillAnsweringError(Exception):
+    """A reply of this practice conversation is still streaming."""
+
+
+def _streaming(conversation: Conversation) -> bool:
+    """Whether a reply of the conversation is still streaming (on the send path: written out,
+    the queryset took longer to build than to run)."""
+    connection = connections[Message.objects.db]
+    quote = connection.ops.quote_name
+    field = Message._meta.get_field("conversation")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {quote(Message._meta.db_table)} WHERE {quote(field.column)} = %s "
+            f"AND {quote('status')} = %s LIMIT 1",
+            [field.get_db_prep_value(conversation.pk, connection), Message.Status.STREAMING],
+        )
+        return cursor.fetchone() is not None
 
 
 def _branch_from(conversation: Conversation, parent_id: Any) -> tuple[Message, list[str]]:
@@ -85,6 +105,10 @@ class Exchange:
     # The answer's feedback that the model's part of the reply completes (practice).
     feedback_id: int | None = None
     retitled: str = ""  # the new title when this answer named the conversation
+    # A practice answer whose reply opened: its feedback and title are recorded by the
+    # reply task once the model request is on the wire (`answer_noted`), in this language.
+    note_later: bool = False
+    language: str = ""
 
 
 def _answer_replied(conversation: Conversation) -> tuple[int, float | None]:
@@ -119,11 +143,8 @@ def _learner_language(user: User) -> str:
     return user.language or translation.get_language() or ""
 
 
-def _open_reply(
-    exchange: Exchange, user: User, conversation: Conversation, *, left: int, seq: int
-) -> None:
-    """The empty streaming reply, and its row in the quota ledger (inside the transaction)."""
-    exchange.reply = message_create(
+def _empty_reply(conversation: Conversation, seq: int) -> Message:
+    return Message(
         conversation=conversation,
         author=None,
         role=Message.Role.ASSISTANT,
@@ -132,6 +153,25 @@ def _open_reply(
         metadata={"requested_at": timezone.now().isoformat()},
         seq=seq,
     )
+
+
+def _open_reply(
+    exchange: Exchange,
+    user: User,
+    conversation: Conversation,
+    *,
+    left: int,
+    seq: int,
+    reply: Message | None = None,
+) -> None:
+    """The empty streaming reply, and its row in the quota ledger (inside the transaction).
+
+    `reply`: the empty reply already inserted (with the answer, in one statement).
+    """
+    if reply is None:
+        reply = _empty_reply(conversation, seq)
+        reply.save(force_insert=True)
+    exchange.reply = reply
     exchange.usage_id = quota.record(user, message=exchange.reply).pk
     exchange.remaining = left - 1
 
@@ -146,6 +186,7 @@ def exchange_start(
     speech_seconds: float | None = None,
     parent_id: Any = None,
     metadata: dict[str, Any] | None = None,
+    one_reply_at_a_time: bool = False,
 ) -> Exchange:
     """Store the user's message and, if the coach is asked, reserve quota and open a reply.
 
@@ -154,16 +195,24 @@ def exchange_start(
     answer is refused. `require_ai` elsewhere raises QuotaExhaustedError and stores nothing.
     `parent_id` (answer again, edit and resend) makes the answer a version of that one;
     `metadata` is the answer's own; `speech_seconds` (a dictated answer's speaking time,
-    already validated) is kept in it as ``metadata["speech"]``.
+    already validated) is kept in it as ``metadata["speech"]``. With `one_reply_at_a_time`
+    (a practice send), a reply still streaming raises StillAnsweringError: checked under
+    the quota's lock, so two tabs sending at once cannot both open a reply.
 
     Only what must precede the model request is written, in as few statements as the
-    database allows (lock and count, both sequence numbers, two inserts, the ledger row,
-    the analysis); the history the model sees is read after the commit, without the locks.
+    database allows (lock and count, both sequence numbers, two inserts, the ledger row);
+    the history the model sees is read after the commit, without the locks. A practice
+    answer's analysis and its first-answer title need not precede the request: when a
+    reply opens, the reply task records them (`answer_noted`) with the request on the wire,
+    before it publishes the answer with its card; if the process dies in between, the
+    orphaned reply's recovery records them (`recover_interrupted`).
     """
     exchange = Exchange(limit=quota.daily_limit(user))
     practice = conversation.kind == Conversation.Kind.PRACTICE
     with transaction.atomic():
         left = quota.lock(user) if ask_ai else 0
+        if one_reply_at_a_time and _streaming(conversation):
+            raise StillAnsweringError
         answer = ask_ai and left > 0
         if ask_ai and not answer:
             # A practice answer is still stored with its analysis: that costs nothing.
@@ -179,9 +228,12 @@ def exchange_start(
         speech = {"speech": {"duration_seconds": speech_seconds}} if speech_seconds else {}
         # The reply about to open is this answer's first (Regenerate counts the next ones).
         stored = {**(metadata or {}), **speech, **({"coach_replies": 1} if answer else {})}
-        exchange.user_message = message_create(
+        exchange.user_message = Message(
             conversation=conversation, author=user, content=text, seq=seqs[0], metadata=stored
         )
+        reply = _empty_reply(conversation, seqs[1]) if answer else None
+        # The answer and its empty reply in one INSERT (neither has HTML to store).
+        Message.objects.bulk_create([m for m in (exchange.user_message, reply) if m is not None])
         if root is not None:
             exchange.user_message.parent = root
             exchange.user_message.save(update_fields=["parent"])
@@ -189,14 +241,14 @@ def exchange_start(
             exchange.user_message.version_ids = frames.version_ids(  # type: ignore[attr-defined]
                 exchange.user_message
             )
-        if practice:
-            exchange.retitled = title_from_first_answer(conversation, text)
-            exchange.feedback_id = feedback.feedback_record(
-                message=exchange.user_message, conversation=conversation
-            ).pk
         if answer:
-            _open_reply(exchange, user, conversation, left=left, seq=seqs[1])
+            _open_reply(exchange, user, conversation, left=left, seq=seqs[1], reply=reply)
+        if practice and exchange.reply is None:
+            # No model request to hurry: the answer's feedback and title are stored with it.
+            exchange.feedback_id, exchange.retitled = _note(exchange.user_message, conversation)
     if exchange.reply is not None:
+        exchange.note_later = practice
+        exchange.language = translation.get_language() or ""
         exchange.request = build_request(
             conversation,
             _learner_language(user),
@@ -205,9 +257,57 @@ def exchange_start(
     return exchange
 
 
+def _note(answer: Message, conversation: Conversation) -> tuple[int, str]:
+    retitled = title_from_first_answer(conversation, answer.content)
+    return feedback.feedback_record(message=answer, conversation=conversation).pk, retitled
+
+
+def answer_noted(
+    answer: Message, language: str = "", *, if_missing: bool = False
+) -> tuple[int | None, str]:
+    """Record a practice answer's feedback and first-answer title: (feedback id, new title).
+
+    Run by the reply task after its model request is on the wire (`exchange_start` left
+    it); `language` is the send's. With `if_missing` (a retry, an abandoned or orphaned
+    reply) an answer that has its feedback already is left alone.
+    """
+    conversation = answer.conversation
+    if conversation.kind != Conversation.Kind.PRACTICE:
+        return None, ""
+    if if_missing:
+        found = Feedback.objects.filter(message=answer).values_list("pk", flat=True).first()
+        if found is not None:
+            return found, ""
+    speaking = translation.override(language) if language else contextlib.nullcontext()
+    with speaking, transaction.atomic():
+        return _note(answer, conversation)
+
+
+def _note_orphaned(reply: Message) -> None:
+    """An orphaned practice reply: its answer's feedback, if the process died before it."""
+    if reply.conversation.kind != Conversation.Kind.PRACTICE:
+        return
+    answer = (
+        Message.objects.select_related("conversation__persona")
+        .filter(
+            conversation_id=reply.conversation_id,
+            role=Message.Role.USER,
+            kind=Message.Kind.TEXT,
+            seq__lt=reply.seq,
+        )
+        .order_by("-seq")
+        .first()
+    )
+    if answer is not None:
+        answer_noted(answer, if_missing=True)
+
+
 @transaction.atomic
 def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
     """Replace the last finished reply with a new one (costs one reply of quota)."""
+    # Locked first: two pages regenerating at once read the last reply one after the other
+    # (else the second would delete the reply the first just opened).
+    left = quota.lock(user)
     last = (
         Message.objects.filter(conversation=conversation, is_shown=True)
         .exclude(role=Message.Role.SYSTEM)
@@ -221,7 +321,6 @@ def reply_regenerate(*, user: User, conversation: Conversation) -> Exchange:
         or last.metadata.get("opening")
     ):
         raise NothingToRegenerateError
-    left = quota.lock(user)
     if left <= 0:
         raise QuotaExhaustedError
     # Error notices about the replaced reply go with it.
@@ -319,9 +418,10 @@ def recover_interrupted(
     if conversation_id is not None:
         stale = stale.filter(conversation_id=conversation_id)
     count = 0
-    for message in stale.select_related("usage"):
+    for message in stale.select_related("usage", "conversation"):
         if running.is_running(message.pk):
             continue
+        _note_orphaned(message)
         reply_finish(
             message_id=message.pk,
             content=message.content,

@@ -96,15 +96,6 @@ def send_message(
         return SendOutcome(problem=_("You are sending messages too fast. Wait a few seconds."))
     practice = conversation.kind == Conversation.Kind.PRACTICE
     ask_ai = practice or "@coach" in text.lower()
-    if (
-        practice
-        and Message.objects.filter(
-            conversation=conversation, status=Message.Status.STREAMING
-        ).exists()
-    ):
-        return SendOutcome(
-            problem=_("The coach is still answering. Wait, or press Stop."), cause="streaming"
-        )
     try:
         exchange = replies.exchange_start(
             user=user,
@@ -114,6 +105,11 @@ def send_message(
             require_ai=practice,
             speech_seconds=speech_seconds,
             parent_id=parent_id,
+            one_reply_at_a_time=practice,
+        )
+    except replies.StillAnsweringError:
+        return SendOutcome(
+            problem=_("The coach is still answering. Wait, or press Stop."), cause="streaming"
         )
     except replies.NoSuchAnswerError:
         return SendOutcome(problem=_("That answer cannot be answered again."))

@@ -16,19 +16,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 from chat import events, frames
-from chat.coach import feedback, quota, replies, rubric
+from chat.coach import feedback, quota, replies, rubric, titles
 from chat.coach.broadcast import ReplyBroadcast
 from chat.coach.contract import ProviderError, ReplyRequest
 from chat.coach.openai_provider import OpenAIProvider
 from chat.coach.providers import get_provider
 from chat.coach.running import JOBS, is_running
+from chat.dbasync import db_async
 from chat.models import Message
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ class ReplyJob:
     opening: list[Message] = field(default_factory=list)
     quota_html: str = ""  # the sender's quota after this reply was reserved
     title_html: str = ""  # the conversation's new name, when this answer gave it one
+    # That name (the first answer's, shortened): a model, once the reply is complete, is
+    # asked for a better one, which replaces it unless the learner renamed it meanwhile.
+    auto_title: str = ""
     parts: list[str] = field(default_factory=list)
     stop_requested: bool = False
     task: asyncio.Task[None] | None = None
@@ -60,6 +63,10 @@ class ReplyJob:
     finishing: bool = False
     # The answer's feedback the model completes after the reply (same quota unit).
     feedback_id: int | None = None
+    # A practice answer whose feedback and title this task records once the model request
+    # is on the wire (`replies.answer_noted`), in the send's language; None once recorded.
+    note_answer: Message | None = None
+    language: str = ""
 
     @property
     def conversation_id(self) -> Any:
@@ -84,7 +91,55 @@ def start_reply(job: ReplyJob) -> asyncio.Task[None]:
 
 
 async def start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
-    """Publish what a send wrote; when the coach answers, its reply task publishes it all."""
+    """Publish what a send wrote; when the coach answers, its reply task publishes it all.
+
+    The quota is reserved already: if anything fails (or the page's handler is cancelled)
+    before the reply task owns the reply, the reply is ended failed and refunded here,
+    not left `streaming` until the orphan sweep.
+    """
+    try:
+        await _start_exchange(exchange, user_id=user_id)
+    except BaseException:
+        if exchange.reply is not None and str(exchange.reply.pk) not in JOBS:
+            await asyncio.shield(abandon_exchange(exchange))
+        raise
+
+
+async def abandon_exchange(exchange: replies.Exchange) -> None:
+    """End a reply that never reached its task: failed, refunded, explained, published."""
+    assert exchange.reply is not None
+    if exchange.note_later and exchange.user_message is not None:
+        # The reply task never recorded the answer's feedback: its card comes with it.
+        try:
+            await db_async(replies.answer_noted)(
+                exchange.user_message, exchange.language, if_missing=True
+            )
+        except Exception:
+            log.exception("reply %s: the answer's feedback was not stored", exchange.reply.pk)
+            answer = exchange.user_message
+            type(answer).feedback.related.set_cached_value(answer, None)
+    try:
+        message, error = await db_async(replies.reply_finish)(
+            message_id=exchange.reply.pk,
+            content="",
+            status=Message.Status.FAILED,
+            metadata={"error": "unknown"},
+            usage_id=exchange.usage_id,
+            error_text=_("Something went wrong while the coach was answering."),
+        )
+    except Exception:
+        log.exception("reply %s: could not end it (the orphan sweep will)", exchange.reply.pk)
+        return
+    shown = [m for m in (exchange.user_message, message, error) if m is not None]
+    with contextlib.suppress(Exception):
+        for shown_message in shown:
+            await events.publish_safely(
+                events.conv_group(shown_message.conversation_id),
+                events.frame(frames.message_appended(shown_message), seq=shown_message.seq),
+            )
+
+
+async def _start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
     quota_html = ""
     if exchange.reply is not None or exchange.quota_refused:
         quota_html = frames.quota(exchange.remaining, exchange.limit, quota.reset_at())
@@ -102,6 +157,9 @@ async def start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
                 quota_html=quota_html,
                 feedback_id=exchange.feedback_id,
                 title_html=title_html,
+                auto_title=exchange.retitled,
+                note_answer=exchange.user_message if exchange.note_later else None,
+                language=exchange.language,
             )
         )
         return
@@ -144,6 +202,10 @@ async def shutdown(timeout: float = 10.0) -> int:
             job.task.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=timeout)
+    provider = get_provider()
+    if isinstance(provider, OpenAIProvider):
+        with contextlib.suppress(Exception):  # the model's connections close with the process
+            await provider.aclose()
     return len(tasks)
 
 
@@ -197,8 +259,47 @@ async def _listen_control(job: ReplyJob, channel: str) -> None:
                 job.broadcast.want_snapshot(reply_to)
 
 
+async def _note_answer(job: ReplyJob, *, if_missing: bool = False) -> None:
+    """Record the answer's feedback and title (see `replies.answer_noted`), once.
+
+    The hop runs to its end even if the task is cancelled meanwhile, so its feedback id
+    reaches the rubric. On failure the answer shows without its card and the reply's end
+    tries again; an orphaned reply's recovery does too.
+    """
+    answer = job.note_answer
+    if answer is None:
+        return
+    hop = asyncio.ensure_future(
+        db_async(replies.answer_noted)(answer, job.language, if_missing=if_missing)
+    )
+    try:
+        try:
+            feedback_id, retitled = await asyncio.shield(hop)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                feedback_id, retitled = await hop
+                job.note_answer = None
+                job.feedback_id, job.auto_title = feedback_id, retitled
+            raise
+    except Exception:
+        log.exception("reply %s: the answer's feedback was not stored", job.message.pk)
+        # Rendered without a card, not looked up from the event loop.
+        type(answer).feedback.related.set_cached_value(answer, None)
+        return
+    job.note_answer = None
+    job.feedback_id = feedback_id
+    if retitled:
+        job.auto_title = retitled
+        job.title_html = frames.conversation_title(retitled)
+
+
 async def _publish_opening(job: ReplyJob) -> None:
-    """The exchange's own frames, before any token frame of the reply."""
+    """The exchange's own frames, before any token frame of the reply.
+
+    A practice answer's feedback and title are recorded first (with the model request on
+    the wire already), so its card rides in the answer's frame as before.
+    """
+    await _note_answer(job)
     group = events.conv_group(job.conversation_id)
     for message in job.opening:
         html = frames.message_appended(message)
@@ -258,7 +359,7 @@ async def run_reply(job: ReplyJob) -> None:
                 # Saved off the hot path: the loop keeps relaying tokens meanwhile.
                 last_save = now
                 save_task = asyncio.create_task(
-                    database_sync_to_async(replies.reply_checkpoint)(message.pk, job.content)
+                    db_async(replies.reply_checkpoint)(message.pk, job.content)
                 )
     except asyncio.CancelledError:
         status = Message.Status.STOPPED
@@ -309,8 +410,17 @@ async def run_reply(job: ReplyJob) -> None:
     await _finish(job, status=status, metadata=metadata, error_text=error_text)
     with contextlib.suppress(Exception):
         await layer.group_discard(events.ctl_group(job.conversation_id), control_channel)
-    if job.feedback_id is not None and status == Message.Status.COMPLETE:
-        await model_feedback(job.feedback_id, model=metadata["model"])
+    if status != Message.Status.COMPLETE:
+        return  # a failed or stopped reply asks the model for nothing more
+    # After the final frame: neither can delay the reply, and they run side by side.
+    follow_ups = []
+    if job.feedback_id is not None:
+        follow_ups.append(model_feedback(job.feedback_id, model=metadata["model"]))
+    if job.auto_title:
+        follow_ups.append(model_title(job))
+    for outcome in await asyncio.gather(*follow_ups, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            log.error("reply %s: a follow-up crashed", message_id, exc_info=outcome)
 
 
 async def model_feedback(feedback_id: int, *, model: str) -> None:
@@ -324,7 +434,7 @@ async def model_feedback(feedback_id: int, *, model: str) -> None:
         return  # the offline coach has no model: the analysis is the whole card
     started = time.monotonic()
     try:
-        inputs = await database_sync_to_async(feedback.rubric_inputs)(feedback_id)
+        inputs = await db_async(feedback.rubric_inputs)(feedback_id)
         if inputs is None:
             return
         outcome = await rubric.request_rubric(
@@ -339,41 +449,70 @@ async def model_feedback(feedback_id: int, *, model: str) -> None:
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         }
         if outcome.rubric is not None:
-            await database_sync_to_async(feedback.feedback_complete)(
+            await db_async(feedback.feedback_complete)(
                 feedback_id=feedback_id,
                 rubric=outcome.rubric,
                 model=outcome.model,
                 metadata=metadata,
             )
         else:
-            await database_sync_to_async(feedback.feedback_failed)(
+            await db_async(feedback.feedback_failed)(
                 feedback_id=feedback_id, model=outcome.model, metadata=metadata
             )
     except Exception:  # the reply is stored already: the card keeps its analysis
         log.exception("feedback %s: the model's part failed", feedback_id)
         with contextlib.suppress(Exception):
-            await database_sync_to_async(feedback.feedback_failed)(
+            await db_async(feedback.feedback_failed)(
                 feedback_id=feedback_id, model=model, metadata={"problems": ["crashed"]}
             )
     await publish_card(feedback_id)
 
 
+async def model_title(job: ReplyJob) -> None:
+    """A model-written title for a conversation its first answer named: no quota of its own.
+
+    The reply's quota unit covers it. On any failure the first answer's title stays
+    (logged); a learner who renamed the conversation meanwhile keeps their name.
+    """
+    provider = get_provider()
+    if not isinstance(provider, OpenAIProvider):
+        return  # the offline coach has no model: the first answer's title stays
+    title = await titles.request_title(
+        provider.client(),
+        model=job.request.model or provider.config.model,
+        messages=titles.build_messages(job.request.history, job.content),
+        timeout=settings.AI_TITLE_TIMEOUT_SECONDS,
+    )
+    if not title:
+        return
+    stored = await db_async(titles.store_title)(
+        job.conversation_id, automatic=job.auto_title, title=title
+    )
+    if stored:
+        # The same frame as the first answer's title: heading and tab title follow.
+        html = frames.conversation_title(title)
+        await events.publish_safely(events.conv_group(job.conversation_id), events.frame(html))
+
+
 async def publish_card(feedback_id: int) -> None:
     """Replace an answer's card on every page of its conversation (after its write)."""
-    found = await database_sync_to_async(feedback.card_frame_data)(feedback_id)
+    found = await db_async(feedback.card_frame_data)(feedback_id)
     if found is None:
         return
     stored, answer = found
-    html = await database_sync_to_async(frames.feedback_card)(stored, answer)
+    html = await db_async(frames.feedback_card)(stored, answer)
     await events.publish_safely(events.conv_group(stored.conversation_id), events.frame(html))
 
 
 async def _finish(job: ReplyJob, *, status: str, metadata: dict[str, Any], error_text: str) -> None:
     """Store how the reply ended (retrying a locked database), then send its final frames."""
+    if job.note_answer is not None:  # its first try failed: once more, before the end
+        with contextlib.suppress(Exception):
+            await _note_answer(job, if_missing=True)
     for attempt in range(1, FINISH_ATTEMPTS + 1):
         # A locked or briefly unreachable database must not leave the reply 'streaming'.
         try:
-            message, error = await database_sync_to_async(replies.reply_finish)(
+            message, error = await db_async(replies.reply_finish)(
                 message_id=job.message.pk,
                 content=job.content,
                 status=status,
@@ -400,5 +539,5 @@ async def _finish(job: ReplyJob, *, status: str, metadata: dict[str, Any], error
 
 async def publish_quota(user_id: int) -> None:
     """Send the user's remaining replies to every socket they have open."""
-    html = await database_sync_to_async(quota.frame_for)(user_id)
+    html = await db_async(quota.frame_for)(user_id)
     await events.publish(events.user_group(user_id), events.frame(html))

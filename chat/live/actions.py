@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol, cast
 
-from channels.db import database_sync_to_async
 from django.utils.translation import gettext as _
 
 from chat import frames
 from chat.actions import Page, action, handler_for, run_page_hooks
 from chat.coach import tasks
+from chat.dbasync import db_async
 from chat.live import delivery, presence, sessions
 from chat.live.delivery import PageCursor
 from chat.live.presence import CLOSE_NOT_SIGNED_IN
@@ -76,7 +76,7 @@ async def on_resync(any_page: Page, payload: dict[str, Any]) -> None:
     if last is None:
         await page.send_notice(_("Bad resync request."))
         return
-    state = await database_sync_to_async(delivery.resync)(
+    state = await db_async(delivery.resync)(
         page.user, page.conversation, last, payload.get("streaming")
     )
     page.cursor.last_seq = state.last_seq
@@ -107,7 +107,7 @@ def _seen(page: LivePage) -> bool:
 async def on_heartbeat(any_page: Page, payload: dict[str, Any]) -> None:
     """The page is still there: check its session, heal its groups, end orphaned replies."""
     page = cast(LivePage, any_page)  # registered for the socket itself: the consumer
-    signed_in = await database_sync_to_async(_seen)(page)
+    signed_in = await db_async(_seen)(page)
     if not signed_in:
         # The session expired or was ended, the password changed, the account went.
         await page.close(code=CLOSE_NOT_SIGNED_IN)
@@ -121,7 +121,7 @@ async def on_heartbeat(any_page: Page, payload: dict[str, Any]) -> None:
     last_seq = page.cursor.last_seq
     if growing and last_seq is not None:
         # Replies the page still shows growing: if their process died, end them here.
-        missed, ended = await database_sync_to_async(delivery.settle_orphans)(
+        missed, ended = await db_async(delivery.settle_orphans)(
             page.conversation, last_seq, growing
         )
         await send_messages(page, missed)

@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils.translation import gettext as _
@@ -22,6 +21,7 @@ from django.utils.translation import gettext as _
 from chat import events, frames
 from chat.actions import run_page_hooks
 from chat.coach import tasks
+from chat.dbasync import db_async
 from chat.live import actions, delivery, limits, presence
 from chat.live.delivery import PageCursor
 from chat.live.limits import CLOSE_TOO_MANY_FRAMES, FrameBudget, Verdict
@@ -87,7 +87,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         Channels runs that in the process's one shared sync thread before each handler, so
         every token frame for every page waited behind any slow database call in the process
         (a locked SQLite, a slow query): one send stalled all streams. Every database call
-        here goes through `database_sync_to_async`, which closes old connections itself.
+        here goes through `db_async` (chat/dbasync.py), which closes old connections itself.
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -120,6 +120,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except PageGoneError:
             logger.debug("page %s closed before a frame could reach it", self.channel_name)
 
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Close the page; frames it sends after this are not handled.
+
+        The close frame only asks the browser to go: until its answer arrives, frames it
+        sent meanwhile still come in. A page closed because its account was deactivated
+        or its session ended must not post one more message on the way out.
+        """
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -133,7 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_notice(_("Too many frames: this page was closed. Reload it."))
             await self.close(code=CLOSE_TOO_MANY_FRAMES)
             return
-        conversation, code = await database_sync_to_async(presence.page_open)(
+        conversation, code = await db_async(presence.page_open)(
             user, self.scope["url_route"]["kwargs"]["conversation_id"], self.channel_name
         )
         # Accepted only now: a client cannot queue frames while the page is being set up.
@@ -167,12 +177,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.cleaned_up = True
         await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
-        await database_sync_to_async(presence.connection_close)(self.channel_name)
+        await db_async(presence.connection_close)(self.channel_name)
         if self.cursor.last_seq:
             # What the page saw live counts as read (one write per page, not per message).
-            await database_sync_to_async(delivery.mark_read)(
-                self.user, self.conversation, self.cursor.last_seq
-            )
+            await db_async(delivery.mark_read)(self.user, self.conversation, self.cursor.last_seq)
         if self.conversation.is_room:
             await presence.presence_note(self.conversation)
         await run_page_hooks("close", self)
@@ -218,7 +226,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if decision.want_snapshot:
             await tasks.request_snapshot(self.conversation.pk, self.channel_name)
         if decision.catch_up_until is not None:
-            missed, _growing = await database_sync_to_async(delivery.catch_up)(
+            missed, _growing = await db_async(delivery.catch_up)(
                 self.conversation, decision.catch_up_after, until_seq=decision.catch_up_until
             )
             await actions.send_messages(self, missed)

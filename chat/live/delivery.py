@@ -45,6 +45,9 @@ class PageCursor:
     last_seq: int | None = None  # None until the page said what it has (resync)
     awaiting_snapshot: set[str] = field(default_factory=set)
     stream_parts: dict[str, int] = field(default_factory=dict)
+    # Replies whose final frame this page has had: a snapshot of one that comes after it
+    # (asked for while it was growing, sent as it ended) must not show it growing again.
+    finished: set[str] = field(default_factory=set)
 
     @property
     def synced(self) -> bool:
@@ -80,11 +83,14 @@ class PageCursor:
                     return Decision(forward=False, want_snapshot=True)
                 self.stream_parts[streamed] = part
         if snapshot := event.get("snapshot"):
+            if snapshot in self.finished:
+                return DROP
             self.awaiting_snapshot.discard(snapshot)
             self.stream_parts[snapshot] = event.get("part") or 0  # the last part it includes
         if final := event.get("final"):
             self.awaiting_snapshot.discard(final)
             self.stream_parts.pop(final, None)
+            self.finished.add(final)
         return decision
 
     def shown(self, messages: list[Message]) -> bool:

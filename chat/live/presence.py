@@ -19,7 +19,6 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
@@ -27,6 +26,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat import conversations, events, frames
 from chat.conversations import online_members
+from chat.dbasync import db_async
 from chat.models import Connection, Conversation
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ _presence_flushes: set[asyncio.Task[None]] = set()
 
 async def presence_note(conversation: Conversation) -> None:
     """A join, leave or heartbeat in a room: its pages see the new list within the interval."""
-    delay = await database_sync_to_async(presence_changed)(conversation.pk)
+    delay = await db_async(presence_changed)(conversation.pk)
     if delay is None:
         return
     if delay <= 0:
@@ -132,7 +132,7 @@ async def _presence_announce(conversation: Conversation, delay: float = 0.0) -> 
     if delay:
         await asyncio.sleep(delay)
     try:
-        members, changed = await database_sync_to_async(presence_flush)(conversation)
+        members, changed = await db_async(presence_flush)(conversation)
         if changed:
             await events.publish(
                 events.conv_group(conversation.pk), events.frame(frames.presence(members))

@@ -61,12 +61,12 @@ def conversation(request: HtmxHttpRequest, conversation_id: UUID) -> HttpRespons
         raise Http404
     if found.is_room:
         return redirect("room", conversation_id=found.pk)
-    chat_messages = conversations.latest_messages(found.pk)
+    chat_messages = conversations.latest_messages(found)
     context = {
         "conversation": found,
         "chat_messages": chat_messages,
         "has_older": bool(chat_messages) and chat_messages[0].seq > 1,
-        **quota.context(request.user),
+        **quota.context_of_request(request),
     }
     return render(request, "chat/practice/conversation.html", context)
 
@@ -85,7 +85,7 @@ def older_messages(request: HtmxHttpRequest, conversation_id: UUID) -> HttpRespo
         before = int(request.GET.get("before", ""))
     except ValueError as exc:
         raise Http404 from exc
-    chat_messages = conversations.latest_messages(found.pk, before_seq=before)
+    chat_messages = conversations.latest_messages(found, before_seq=before)
     return render(
         request,
         "chat/partials/older.html",

@@ -103,7 +103,7 @@ def room(request: HttpRequest, conversation_id: UUID) -> HttpResponse:
 def room_page(request: HttpRequest, room: Conversation) -> HttpResponse:
     """The room's page for this person (a room they may see)."""
     membership = selectors.membership_of(request.user, room)
-    chat_messages = conversations.latest_messages(room.pk)
+    chat_messages = conversations.latest_messages(room)
     online = conversations.online_members(room)
     if membership is not None and request.user.pk not in {uid for uid, _name in online}:
         # This page's own socket is about to open: show the viewer online from the start.
@@ -127,7 +127,7 @@ def room_page(request: HttpRequest, room: Conversation) -> HttpResponse:
         if membership is not None and (is_owner or not room.is_public)
         else "",
         "form": RoomForm(initial={"name": room.title, "topic": room.topic}) if is_owner else None,
-        **quota.context(request.user),
+        **quota.context_of_request(request),
     }
     return render(request, "chat/rooms/room.html", context)
 

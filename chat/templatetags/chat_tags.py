@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import template
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 
 from chat import frames
 from chat.models import Message
@@ -12,6 +12,10 @@ register = template.Library()
 
 
 @register.simple_tag
-def render_message(message: Message) -> SafeString:
-    """A message through the same partial the socket uses."""
-    return mark_safe(frames.render_message(message))  # noqa: S308 - the partial escapes
+def message_item(message: Message) -> SafeString:
+    """A message in the page's list: the socket's partial, from the process's rendered items.
+
+    The same markup as `frames.render_message` sends (tests/unit/test_message_list.py);
+    a finished message seen before is not rendered again (`frames.RenderedItems`).
+    """
+    return frames.rendered_items.html(message)

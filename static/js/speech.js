@@ -141,7 +141,13 @@
   var session = null; // {kind, stop(), started}
 
   function dictateButton() { return document.querySelector("[data-testid=dictate]"); }
-  function box() { return document.getElementById("composer-input"); }
+  // The box a dictation fills and the field its seconds go to: the button names them
+  // (the practice and room composer, or a class's answer box).
+  function target(name, fallback) {
+    var b = dictateButton();
+    return document.getElementById((b && b.getAttribute("data-" + name)) || fallback);
+  }
+  function box() { return target("box", "composer-input"); }
 
   function setPressed(on) {
     var b = dictateButton();
@@ -152,7 +158,7 @@
 
   // Adds spoken seconds to the answer (two dictations into one answer add up).
   function addSeconds(seconds) {
-    var field = document.getElementById("speech-seconds");
+    var field = target("seconds", "speech-seconds");
     if (!field || !(seconds > 0)) { return; }
     var total = (parseFloat(field.value) || 0) + seconds;
     field.value = String(Math.round(total * 100) / 100);

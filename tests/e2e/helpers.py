@@ -82,3 +82,13 @@ def send(page: Page, text: str) -> None:
 def last_reply(page: Page):  # type: ignore[no-untyped-def]
     """The newest AI reply."""
     return page.locator("[data-testid=message][data-role=assistant]").last
+
+
+def header_overflow(page: Page) -> list[str]:
+    """What in the top bar sticks out past the right edge of the window (empty: it all fits)."""
+    return page.evaluate(
+        "[...document.querySelectorAll('.nav > *')].filter(e => e.offsetParent !== null &&"
+        " e.getBoundingClientRect().right > window.innerWidth + 0.5)"
+        ".map(e => (e.dataset.testid || e.className || e.tagName) + ' ends at '"
+        " + Math.round(e.getBoundingClientRect().right))"
+    )

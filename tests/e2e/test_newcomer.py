@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.helpers import last_reply, send, signup, start_practice, wait_socket
+from tests.e2e.helpers import header_overflow, last_reply, send, signup, start_practice, wait_socket
+from tests.fakes.fake_openai import DEFAULT_TITLE
 
 pytestmark = pytest.mark.e2e
 
@@ -233,6 +234,10 @@ def test_the_phone_layout_fits_with_the_offline_coach(open_page, offline_server,
     logout = page.get_by_test_id("logout").bounding_box()
     assert brand and logout and abs(logout["y"] - brand["y"]) < brand["height"]
     assert logout["x"] + logout["width"] <= PHONE["width"]
+    # Nothing of the header hides past the edge: the places and the language are a second line.
+    assert header_overflow(page) == []
+    expect(page.get_by_test_id("language-switch")).to_be_visible()
+    expect(page.get_by_test_id("nav-progress")).to_be_visible()
     wide = page.evaluate(
         "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391"
         " && !e.closest('.nav')).map(e => e.tagName + '.' + e.className)"
@@ -256,6 +261,9 @@ def test_the_phone_layout_fits_with_the_offline_coach(open_page, offline_server,
     # The empty-room hint sits inside the message box it talks about.
     expect(page.locator("#messages [data-testid=room-empty]")).to_be_visible()
     shoot(page, f"phone-room-{scheme}")
+    # The room's composer is on screen too, without scrolling the page.
+    composer = page.get_by_test_id("composer").bounding_box()
+    assert composer and composer["y"] + composer["height"] <= PHONE["height"], composer
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -283,18 +291,48 @@ def test_the_history_is_scannable(open_page, server, tz, viewport) -> None:
     send(page, "I rebuilt our onboarding flow and cut drop-off by a third in two months.")
     expect(page.locator("[data-testid=message][data-role=assistant]")).to_have_count(2)
     expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=10_000)
-    # The tab title follows the new name too.
-    expect(page).to_have_title(re.compile(r"^I rebuilt our onboarding flow"))
+    # This server has a model: it names the conversation, and the tab title follows.
+    expect(page).to_have_title(f"{DEFAULT_TITLE} · Practalk")
 
     page.goto(server.url + "/")
     expect(page.get_by_test_id("history-day").first.locator("h2")).to_have_text("Today")
     row = page.get_by_test_id("conversation-item").first
-    expect(row.locator(".title")).to_have_text(re.compile(r"^I rebuilt our onboarding flow"))
+    expect(row.locator(".title")).to_have_text(DEFAULT_TITLE)
     expect(row.get_by_test_id("conversation-snippet")).not_to_be_empty()
     expect(row.get_by_test_id("conversation-state")).to_have_text("Your turn")
     expect(row.locator("time")).to_have_text(re.compile(r"now|second|minute"))
     assert not re.search(r"\d{4}-\d{2}-\d{2}", row.inner_text())  # no frozen date
     shoot(page, f"history-{'phone' if viewport is PHONE else 'desktop'}")
+
+
+@pytest.mark.parametrize(("tz", "viewport"), [(SEOUL, PHONE), (NEW_YORK, DESKTOP)])
+def test_a_model_names_the_conversation_after_its_first_reply(
+    open_page, server, fake_openai, tz, viewport
+) -> None:
+    from tests.fakes.fake_openai import Script
+
+    # The title comes a moment after the reply: the first answer's title shows until then.
+    fake_openai.script = Script(tokens=10, title="**Shipping payments on time**", title_delay=1.5)
+    try:
+        page = open_page(viewport=viewport, tz=tz)
+        signup(page, server.url)
+        start_practice(page, server.url)
+        heading = page.locator("#conv-title")
+        send(page, "I led a team of four to ship a payments feature on time.")
+        expect(heading).to_have_text("I led a team of four to ship a payments feature on time.")
+        expect(page).to_have_title(re.compile(r"^I led a team of four"))
+        expect(last_reply(page)).to_have_attribute("data-status", "complete", timeout=10_000)
+
+        expect(heading).to_have_text("Shipping payments on time", timeout=10_000)
+        expect(page).to_have_title("Shipping payments on time · Practalk")
+        shoot(page, f"model-title-{'phone' if viewport is PHONE else 'desktop'}")
+        page.reload()
+        expect(heading).to_have_text("Shipping payments on time")
+        page.goto(server.url + "/")
+        row = page.get_by_test_id("conversation-item").first
+        expect(row.locator(".title")).to_have_text("Shipping payments on time")
+    finally:
+        fake_openai.script = Script()
 
 
 def test_renaming_changes_the_tab_title(open_page, server) -> None:

@@ -5,7 +5,8 @@ It speaks just enough HTTP/1.1 (keep-alive, chunked streaming responses) for the
 
 * ``POST /v1/chat/completions`` — streamed (``text/event-stream`` of ``chat.completion.chunk``
   events, a usage chunk when ``stream_options.include_usage`` is set, then ``data: [DONE]``)
-  or a plain ``chat.completion`` JSON;
+  or a plain ``chat.completion`` JSON; requests marked ``X-Practalk-Purpose: feedback`` get a
+  scripted rubric, those marked ``title`` a scripted conversation title (``Script.title``);
 * ``GET /v1/models``;
 * ``POST /v1/audio/speech`` — audio bytes for the ``input`` text (directives in it apply);
 * ``POST /v1/audio/transcriptions`` — multipart upload answered with ``{"text": ...}``
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "DEFAULT_TITLE",
     "GOOD_RUBRIC",
     "HOSTILE_MARKDOWN",
     "RUBRIC_MODES",
@@ -157,6 +159,9 @@ GOOD_RUBRIC: dict[str, Any] = {
 }
 RUBRIC_MODES = ("good", "broken", "missing", "wrong_types", "out_of_range", "refusal", "fenced")
 FEEDBACK_HEADER = "x-practalk-purpose"
+PURPOSE_HEADER = FEEDBACK_HEADER  # "feedback" (the rubric) or "title" (a conversation's name)
+# What a title request (X-Practalk-Purpose: title) gets by default.
+DEFAULT_TITLE = "Solving a hard problem at work"
 
 
 def rubric_content(mode: str) -> tuple[str | None, str | None]:
@@ -226,6 +231,12 @@ class Script:
     rubric: str = "good"
     rubric_bad_times: int | None = None
     structured: bool = True  # False: refuse `response_format` with a 400, like older servers
+    # Title requests (X-Practalk-Purpose: title), non-streamed: the answer's text as sent
+    # (quotes, Markdown or "" included), or a failure with `title_status`, after `title_delay`.
+    # The reply's own status/stall/fail_times do not apply to them.
+    title: str = DEFAULT_TITLE
+    title_status: int | None = None
+    title_delay: float = 0.0
 
 
 @dataclass
@@ -263,6 +274,11 @@ class RequestRecord:
         return self.headers.get(FEEDBACK_HEADER) == "feedback" or (
             isinstance(self.body, dict) and "response_format" in self.body
         )
+
+    @property
+    def title(self) -> bool:
+        """A request for a conversation's title, not for a coach's reply."""
+        return self.headers.get(PURPOSE_HEADER) == "title"
 
     @property
     def last_user_message(self) -> str:
@@ -482,13 +498,22 @@ class FakeOpenAIServer:
 
     @property
     def completions(self) -> list[RequestRecord]:
-        """Snapshot of the chat completion requests for replies (feedback requests apart)."""
-        return [r for r in self.requests if r.path.endswith("/chat/completions") and not r.feedback]
+        """Snapshot of the chat completion requests for replies (feedback and titles apart)."""
+        return [
+            r
+            for r in self.requests
+            if r.path.endswith("/chat/completions") and not r.feedback and not r.title
+        ]
 
     @property
     def feedback_requests(self) -> list[RequestRecord]:
         """Snapshot of the answer-feedback requests (structured output), oldest first."""
         return [r for r in self.requests if r.path.endswith("/chat/completions") and r.feedback]
+
+    @property
+    def title_requests(self) -> list[RequestRecord]:
+        """Snapshot of the conversation-title requests, oldest first."""
+        return [r for r in self.requests if r.path.endswith("/chat/completions") and r.title]
 
     @property
     def last(self) -> RequestRecord | None:
@@ -847,6 +872,8 @@ class FakeOpenAIServer:
 
     async def _chat(self, conn: _Conn, record: RequestRecord) -> bool:
         body = record.body if isinstance(record.body, dict) else {}
+        if record.title:
+            return await self._title(conn, record, body)
         script, fail = self._behaviour(record)
         model = script.model or str(body.get("model") or "fake-model")
         stream = bool(body.get("stream"))
@@ -926,6 +953,49 @@ class FakeOpenAIServer:
         }
         self._update(record, first_token_at=time.monotonic(), tokens_sent=1)
         return await self._json(conn, record, 200, data)
+
+    async def _title(self, conn: _Conn, record: RequestRecord, body: dict[str, Any]) -> bool:
+        """A scripted title (or `title_status`), after `title_delay`; not counted as a reply."""
+        directives = parse_directives(record.last_user_message)
+        script = _apply_directives(self.script, directives)
+        self._update(record, behaviour=script, directives=directives, stream=False)
+        model = script.model or str(body.get("model") or "fake-model")
+        if body.get("stream") or not isinstance(body.get("messages"), list):
+            return await self._json(conn, record, 400, _error_body(400, model))
+
+        async def watch() -> None:  # EOF or reset: the client gave up (a timeout)
+            while await conn.read_more():
+                pass
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self._pause(script.title_delay, conn.gone)
+            if conn.gone.is_set():
+                self._update(record, finished_at=time.monotonic())
+                return False
+            if script.title_status and script.title_status >= 400:
+                status = script.title_status
+                return await self._json(conn, record, status, _error_body(status, model))
+            data = {
+                "id": f"chatcmpl-fake{record.id}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": script.title},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": self._usage(record, len(split_tokens(script.title))),
+            }
+            self._update(record, first_token_at=time.monotonic(), tokens_sent=1)
+            return await self._json(conn, record, 200, data)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     @staticmethod
     def _usage(record: RequestRecord, completion_tokens: int) -> dict[str, int]:

@@ -218,3 +218,38 @@ async def test_answer_again_on_an_unknown_answer_is_refused_and_nothing_is_store
         await page.close()
     assert "cannot be answered again" in htmllib.unescape(notice)
     assert await remaining(learner) == 5
+
+
+async def test_a_feedback_write_that_fails_after_the_request_is_retried_at_the_reply_end(
+    learner, conversation, monkeypatch
+):
+    from django.db import OperationalError
+
+    from chat.coach import replies
+
+    noted, calls = replies.answer_noted, []
+
+    def flaky(*args, **kwargs):
+        calls.append(kwargs.get("if_missing", False))
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return noted(*args, **kwargs)
+
+    monkeypatch.setattr(replies, "answer_noted", flaky)
+    page = await Page(learner, conversation.pk).open()
+    try:
+        await page.say(ANSWER)
+        frame = await page.until('data-role="user"')
+        await replies_done()
+    finally:
+        await page.close()
+
+    # The answer showed at once without its card; the reply's end stored the feedback.
+    answer = await answer_of(conversation)
+    assert f'id="feedback-{answer.pk}"' not in frame
+    assert calls == [False, True]
+    assert (await feedback_of(answer)).status == "analysed"
+    reply = await database_sync_to_async(
+        lambda: Message.objects.filter(conversation=conversation, role="assistant").latest("seq")
+    )()
+    assert reply.status == Message.Status.COMPLETE

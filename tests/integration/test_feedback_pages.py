@@ -52,6 +52,10 @@ def answer(learner, conversation, text: str) -> Message:
         user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
     )
     assert exchange.reply is not None and exchange.user_message is not None
+    # The reply task records the answer's feedback and title once the model is asked.
+    exchange.feedback_id, exchange.retitled = replies.answer_noted(
+        exchange.user_message, exchange.language
+    )
     replies.reply_finish(
         message_id=exchange.reply.pk,
         content="Thanks. Next question?",
@@ -173,6 +177,10 @@ def again(learner, conversation, parent: Message, text: str) -> replies.Exchange
         ask_ai=True,
         require_ai=True,
         parent_id=parent.pk,
+    )
+    # The reply task records the answer's feedback and title once the model is asked.
+    exchange.feedback_id, exchange.retitled = replies.answer_noted(
+        exchange.user_message, exchange.language
     )
     replies.reply_finish(
         message_id=exchange.reply.pk,

@@ -463,3 +463,12 @@ def test_the_page_and_older_pages_cost_the_same_queries_for_10_or_200_messages(
     with django_assert_num_queries(older_queries):
         signed_in.get(reverse(older, args=[large.pk]), {"before": 151}, HTTP_HX_REQUEST="true")
     assert page_queries <= 8 and older_queries <= 6
+
+
+def test_the_page_reads_the_quota_once_for_the_view_and_the_header(signed_in, conversation):
+    with CaptureQueriesContext(connection) as captured:
+        page = signed_in.get(page_of(conversation))
+    assert page.status_code == 200
+    reads = [q["sql"] for q in captured.captured_queries if '"chat_aiusage"' in q["sql"]]
+    assert len(reads) == 1, reads
+    assert 'data-testid="quota"' in page.content.decode()

@@ -29,7 +29,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 
-from chat import conversations, events, frames
+from chat import conversations, dbasync, events, frames
 from chat.coach import quota, tasks
 from chat.coach.contract import ERROR_MESSAGES
 from chat.models import AIUsage, Conversation, Membership, Message
@@ -257,6 +257,10 @@ def server_env(fake: Any, **extra: str) -> dict[str, str]:
         "MESSAGES_PER_10S": "30",
         "LOG_LEVEL": "WARNING",
     }
+    if connection.vendor == "postgresql":
+        # Run against PostgreSQL (DATABASE_URL set): the server uses this test database too.
+        url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        env["DATABASE_URL"] = f"{url}/{connection.settings_dict['NAME']}"
     env.update(extra)
     return env
 
@@ -641,6 +645,7 @@ async def test_f5_sqlite_locked_by_another_writer(
     saved = options.get("timeout")
     options["timeout"] = busy_timeout  # shared by the connections the consumers open
     await db(lambda: connection.close())()  # the kept connection was opened with the old timeout
+    await asyncio.to_thread(dbasync.shutdown)  # and so were the database pool threads' ones
     bystander = await open_page(bob, "bob")
     page = await open_page(alice, "alice")
     await bystander.quiet(0.1)
@@ -716,6 +721,7 @@ async def test_f5_sqlite_locked_by_another_writer(
         logging.getLogger("chat.coach.tasks").removeHandler(retries)
         options["timeout"] = saved
         await db(lambda: connection.close())()
+        await asyncio.to_thread(dbasync.shutdown)
         await page.close()
         await bystander.close()
 

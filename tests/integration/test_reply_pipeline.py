@@ -225,6 +225,79 @@ async def test_a_crash_in_the_pipeline_ends_the_reply_failed_and_refunded(
     assert await database_sync_to_async(quota.remaining)(learner) == 20
 
 
+async def test_a_crash_between_the_reserve_and_the_model_request_refunds(
+    model, learner, conversation, monkeypatch
+):
+    # The send's hop stored the answer, the empty reply and its quota unit; then the step
+    # that hands the reply to its task fails: nothing may stay reserved or 'streaming'.
+    exchange = await database_sync_to_async(replies.exchange_start)(
+        user=learner, conversation=conversation, text="My answer.", ask_ai=True, require_ai=True
+    )
+    assert await database_sync_to_async(quota.remaining)(learner) == 19
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(tasks.frames, "quota", broken)
+    async with Listener(conversation.pk) as page:
+        with pytest.raises(ZeroDivisionError):
+            await tasks.start_exchange(exchange, user_id=learner.pk)
+        shown = await page.until("seq")
+
+    reply = await database_sync_to_async(Message.objects.get)(pk=exchange.reply.pk)
+    assert (reply.status, reply.metadata["error"]) == ("failed", "unknown")
+    assert shown["seq"] == exchange.user_message.seq  # the stored answer reaches the pages
+    assert model.completions == []  # the model was never asked
+    assert await database_sync_to_async(quota.remaining)(learner) == 20
+
+
+async def test_a_page_closing_during_the_sends_hop_leaves_no_reply_streaming(
+    model, learner, conversation, monkeypatch
+):
+    from chat.coach import actions as coach_actions
+    from chat.coach import sending
+
+    entered, release = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    send_message = sending.send_message
+
+    def slow_send(*args, **kwargs):
+        outcome = send_message(*args, **kwargs)  # committed
+        loop.call_soon_threadsafe(entered.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=5)
+        return outcome
+
+    monkeypatch.setattr(sending, "send_message", slow_send)
+
+    class Page:
+        user = learner
+
+        def __init__(self) -> None:
+            self.conversation = conversation
+
+        async def send_frame(self, html: str) -> None: ...
+
+        async def send_notice(self, text: str) -> None: ...
+
+    handler = asyncio.create_task(coach_actions.on_send(Page(), {"message": "My answer."}))
+    await asyncio.wait_for(entered.wait(), 5)
+    handler.cancel()  # the page went away while its hop was running
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await handler
+
+    async with asyncio.timeout(5):
+        while True:
+            replies_ = await database_sync_to_async(list)(
+                Message.objects.filter(conversation=conversation, role="assistant", seq__gt=1)
+            )
+            if replies_ and replies_[0].status != "streaming":
+                break
+            await asyncio.sleep(0.05)
+    assert [(m.status, m.metadata["error"]) for m in replies_] == [("failed", "unknown")]
+    assert await database_sync_to_async(quota.remaining)(learner) == 20
+
+
 async def test_a_finished_reply_records_model_tokens_and_timings(model, learner, conversation):
     job = await start(learner, conversation)
 

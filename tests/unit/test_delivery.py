@@ -100,3 +100,12 @@ def test_resync_numbers_are_bounded_to_what_the_database_holds():
     assert parse_last_seq(10**30) is None
     assert parse_last_seq("many") is None
     assert parse_last_seq([1]) is None
+
+
+def test_a_snapshot_after_the_final_frame_is_dropped():
+    """Point to point, a snapshot can arrive after the group's final frame: it is stale."""
+    cursor = synced()
+    cursor.shown([Message(seq=6, status=Message.Status.STREAMING, id="r")])
+    assert cursor.admit({"final": "r"}).forward
+    assert not cursor.admit({"snapshot": "r", "part": 3}).forward
+    assert cursor.admit({"snapshot": "other", "part": 1}).forward

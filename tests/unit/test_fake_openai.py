@@ -33,12 +33,17 @@ def fake_server() -> Iterator[FakeOpenAIServer]:
         yield fake
 
 
-def post(base_url: str, body: dict, path: str = "/chat/completions") -> tuple[int, bytes]:
+def post(
+    base_url: str, body: dict, path: str = "/chat/completions", headers: dict | None = None
+) -> tuple[int, bytes]:
     url = urlsplit(base_url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=5)
     try:
         conn.request(
-            "POST", url.path + path, json.dumps(body), {"content-type": "application/json"}
+            "POST",
+            url.path + path,
+            json.dumps(body),
+            {"content-type": "application/json", **(headers or {})},
         )
         response = conn.getresponse()
         return response.status, response.read()
@@ -102,6 +107,26 @@ def test_non_streaming_request_gets_a_chat_completion(fake_server: FakeOpenAISer
     assert status == 200
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == "".join(reply_tokens(4))
+
+
+TITLE = {"X-Practalk-Purpose": "title"}
+
+
+def test_a_title_request_gets_the_scripted_title_and_is_no_reply(fake_server: FakeOpenAIServer):
+    # The reply's own failure scripting does not apply to title requests.
+    fake_server.script = Script(tokens=2, status=500, title="Billing migration")
+    status, raw = post(fake_server.base_url, chat(stream=False), headers=TITLE)
+    assert status == 200
+    assert json.loads(raw)["choices"][0]["message"]["content"] == "Billing migration"
+    (record,) = fake_server.title_requests
+    assert record.title and not record.feedback
+    assert fake_server.completions == [] and fake_server.last is None
+
+
+def test_title_status_fails_only_title_requests(fake_server: FakeOpenAIServer):
+    status, _ = post(fake_server.base_url, chat("[[fake:title_status=503]]", False), headers=TITLE)
+    assert status == 503
+    assert post(fake_server.base_url, chat("[[fake:title_status=503]]", False))[0] == 200
 
 
 def test_fail_times_fails_first_requests_then_answers(fake_server: FakeOpenAIServer):

@@ -23,9 +23,14 @@ def learner(make_user):
 
 
 def answer(learner, conversation, text):
-    return replies.exchange_start(
+    exchange = replies.exchange_start(
         user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
     )
+    # The reply task records the answer's feedback and title once the model is asked.
+    exchange.feedback_id, exchange.retitled = replies.answer_noted(
+        exchange.user_message, exchange.language
+    )
+    return exchange
 
 
 def test_a_new_conversation_is_titled_by_its_coach_without_a_date(learner, persona):

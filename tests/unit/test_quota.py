@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-import uuid
 import zoneinfo
 from pathlib import Path
 
@@ -19,6 +13,7 @@ from django.db import connections, transaction
 
 from chat.coach import quota
 from chat.models import AIUsage
+from tests.pgscript import run_on_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
@@ -207,76 +202,45 @@ def test_six_racers_for_two_replies_exactly_two_win(make_user, monkeypatch):
 
 
 POSTGRES_RACE = """
-import json, os, threading, time
-os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
-import django
-django.setup()
-from django.db import connection, connections, transaction
+from accounts.models import User
+from chat.coach import quota
+from chat.models import AIUsage
+user = User.objects.create_user(email="racer@example.com", password="x", daily_ai_limit=1)
+count = quota.used_today
 
-connection.creation.create_test_db(verbosity=0, autoclobber=True)
-try:
-    from accounts.models import User
-    from chat.coach import quota
-    from chat.models import AIUsage
-    user = User.objects.create_user(email="racer@example.com", password="x", daily_ai_limit=1)
-    count = quota.used_today
+def slow_count(*args, **kwargs):
+    used = count(*args, **kwargs)
+    time.sleep(0.05)
+    return used
 
-    def slow_count(*args, **kwargs):
-        used = count(*args, **kwargs)
-        time.sleep(0.05)
-        return used
+quota.used_today = slow_count
+start = threading.Barrier(2)
+won, errors = [], []
 
-    quota.used_today = slow_count
-    start = threading.Barrier(2)
-    won, errors = [], []
+def contender():
+    try:
+        start.wait(timeout=5)
+        with transaction.atomic():
+            usage, _left = quota.reserve(user)
+        won.append(usage is not None)
+    except BaseException as exc:
+        errors.append(repr(exc))
+    finally:
+        connections.close_all()
 
-    def contender():
-        try:
-            start.wait(timeout=5)
-            with transaction.atomic():
-                usage, _left = quota.reserve(user)
-            won.append(usage is not None)
-        except BaseException as exc:
-            errors.append(repr(exc))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=contender) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=20)
-    rows = AIUsage.objects.filter(user=user).count()
-    print(json.dumps({
-        "vendor": connection.vendor, "won": sorted(won), "rows": rows, "errors": errors,
-    }))
-finally:
-    connections.close_all()
-    connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+threads = [threading.Thread(target=contender) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(timeout=20)
+rows = AIUsage.objects.filter(user=user).count()
+print(json.dumps({
+    "vendor": connection.vendor, "won": sorted(won), "rows": rows, "errors": errors,
+}))
 """
 
 
 def test_two_tabs_racing_on_postgresql_exactly_one_wins(tmp_path):
     # A fresh database of its own, so this run never meets another one's rows.
-    name = f"practalk_race_{uuid.uuid4().hex[:10]}"
-    cleared = ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "TEST_DATABASE_NAME")
-    env = {k: v for k, v in os.environ.items() if k not in cleared and not k.startswith("PYTEST")}
-    env.update(
-        TESTING="1",
-        VAR_DIR=str(tmp_path),
-        PYTHONWARNINGS="ignore",
-        DATABASE_URL=POSTGRES_URL.rsplit("/", 1)[0] + "/" + name,
-    )
-
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(POSTGRES_RACE)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_on_postgres(POSTGRES_RACE, tmp_path)
     assert report == {"vendor": "postgresql", "won": [False, True], "rows": 1, "errors": []}

@@ -38,9 +38,15 @@ def conversation(learner, persona):
 
 
 def send(learner, conversation, text="I led a team of four.") -> replies.Exchange:
-    return replies.exchange_start(
+    exchange = replies.exchange_start(
         user=learner, conversation=conversation, text=text, ask_ai=True, require_ai=True
     )
+    if exchange.note_later:
+        # The reply task records the answer's feedback and title once the model is asked.
+        exchange.feedback_id, exchange.retitled = replies.answer_noted(
+            exchange.user_message, exchange.language
+        )
+    return exchange
 
 
 def finish(exchange: replies.Exchange, status: str, content: str = "Partial", error: str = ""):
@@ -252,6 +258,68 @@ def test_replies_left_streaming_by_a_dead_process_are_failed_and_refunded(learne
     assert quota.remaining(learner) == 5
 
 
+def test_the_send_stores_the_answer_and_leaves_its_feedback_to_the_reply_task(
+    learner, conversation
+):
+    from chat.models import Feedback
+
+    title = conversation.title
+    exchange = replies.exchange_start(
+        user=learner, conversation=conversation, text="I led a team.", ask_ai=True, require_ai=True
+    )
+
+    # Before the model request: the answer, the reply and its quota row; nothing else.
+    assert exchange.note_later and exchange.request is not None
+    assert not Feedback.objects.filter(message=exchange.user_message).exists()
+    conversation.refresh_from_db()
+    assert conversation.title == title
+    feedback_id, retitled = replies.answer_noted(exchange.user_message, exchange.language)
+    assert Feedback.objects.get(pk=feedback_id).message_id == exchange.user_message.pk
+    assert retitled == "I led a team."
+    # A retry (the reply's end, an abandoned reply) finds it and writes nothing new.
+    assert replies.answer_noted(exchange.user_message, if_missing=True) == (feedback_id, "")
+    assert Feedback.objects.filter(message=exchange.user_message).count() == 1
+
+
+def test_a_process_dying_before_the_feedback_leaves_it_to_the_orphans_recovery(
+    learner, conversation
+):
+    from chat.models import Feedback
+
+    # The process died with the request on the wire: the answer has no feedback yet.
+    exchange = replies.exchange_start(
+        user=learner, conversation=conversation, text="I led a team.", ask_ai=True, require_ai=True
+    )
+
+    assert replies.recover_interrupted(older_than_seconds=0) == 1
+
+    found = Feedback.objects.get(message=exchange.user_message)
+    assert found.analysis["words"] == 4
+    conversation.refresh_from_db()
+    assert conversation.title == "I led a team."
+    assert Message.objects.get(pk=exchange.reply.pk).status == Message.Status.FAILED
+    assert quota.remaining(learner) == 5
+    # A second sweep (or an answer that had its feedback) records nothing more.
+    Message.objects.filter(pk=exchange.reply.pk).update(status=Message.Status.STREAMING)
+    assert replies.recover_interrupted(older_than_seconds=0) == 1
+    assert Feedback.objects.filter(message=exchange.user_message).count() == 1
+
+
+def test_a_send_without_quota_stores_the_answer_with_its_feedback_at_once(
+    learner, conversation, settings
+):
+    settings.AI_DAILY_LIMIT = 0
+
+    exchange = replies.exchange_start(
+        user=learner, conversation=conversation, text="I led a team.", ask_ai=True, require_ai=True
+    )
+
+    # No reply opens, so no request to hurry: the analysis is stored in the same hop.
+    assert exchange.quota_refused and exchange.reply is None and not exchange.note_later
+    assert exchange.user_message.feedback.pk == exchange.feedback_id
+    assert exchange.retitled == "I led a team."
+
+
 def test_a_reply_saved_recently_is_not_taken_for_orphaned(learner, conversation, settings):
     settings.REPLY_STALE_SECONDS = 60
     exchange = send(learner, conversation)
@@ -402,6 +470,8 @@ def test_a_dictated_answer_gets_words_per_minute_in_its_analysis(learner, conver
         require_ai=True,
         metadata={"speech": {"duration_seconds": 6.0}},
     )
+    assert exchange.note_later and exchange.feedback_id is None  # left to the reply task
+    replies.answer_noted(exchange.user_message, exchange.language)
     analysis = exchange.user_message.feedback.analysis
     assert analysis["duration_seconds"] == 6.0
     assert analysis["words_per_minute"] == analysis["words"] * 10

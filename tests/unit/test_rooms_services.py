@@ -203,3 +203,37 @@ def test_a_room_open_in_a_page_has_nothing_unread(owner, guest, room):
     # The page that showed it is still open (its socket closes after the next page loaded).
     presence.connection_open(guest, room, "page-1")
     assert room_selectors.rooms_for(guest).get(pk=room.pk).unread == 0
+
+
+def test_header_unread_total_is_the_list_sum_in_one_query(
+    owner, guest, make_user, django_assert_num_queries
+):
+    """The header badge: the rooms list's unread counts summed, without building the list."""
+    busy = rooms.room_create(owner=owner, name="Busy")
+    quiet = rooms.room_create(owner=owner, name="Quiet")
+    open_room = rooms.room_create(owner=owner, name="Open in a page")
+    stranger = rooms.room_create(owner=make_user(), name="Not joined")
+    for room in (busy, quiet, open_room):
+        rooms.room_join(user=guest, room=room)
+    for text in ("one", "two", "three"):
+        conversations.message_create(conversation=busy, author=owner, content=text)
+    conversations.message_create(conversation=quiet, author=owner, content="only")
+    conversations.message_create(conversation=open_room, author=owner, content="seen live")
+    conversations.message_create(conversation=stranger, author=stranger.owner, content="hi")
+    presence.connection_open(guest, open_room, "page-1")
+    conversations.message_create(conversation=guest_practice(guest), author=guest, content="x")
+
+    with django_assert_num_queries(1):
+        total = room_selectors.unread_total(guest)
+
+    assert total == 4 == sum(r.unread for r in room_selectors.rooms_for(guest))
+    delivery.mark_read(guest, busy, busy.messages.last().seq)
+    assert room_selectors.unread_total(guest) == 1
+    assert room_selectors.unread_total(make_user()) == 0
+
+
+def guest_practice(user):
+    """A practice conversation of the user's (its messages are never unread)."""
+    from chat.models import Conversation
+
+    return Conversation.objects.create(owner=user, kind=Conversation.Kind.PRACTICE)

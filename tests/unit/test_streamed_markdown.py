@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -114,3 +115,26 @@ async def test_a_snapshot_splits_where_the_stream_did(published):
     body = re.search(r'-body" class="body plain" hx-disable>(.*?)</div>', snapshot, re.S)
     assert blocks is not None and "<table>" in blocks.group(1)
     assert body is not None and body.group(1) == "Last words<br>"
+
+
+@pytest.mark.asyncio
+async def test_a_snapshot_asked_for_as_the_reply_ends_is_not_sent_after_its_final_frame(
+    published, monkeypatch
+):
+    """A reopened page asked for a snapshot just as the reply ended: the snapshot's task ran
+    after the final frame and showed the finished reply growing again (reliability F1)."""
+    sent_to: list[tuple[str, dict]] = []
+
+    async def send_to(channel, event):
+        sent_to.append((channel, event))
+
+    monkeypatch.setattr(events, "send_to", send_to)
+    reply, _html = await stream("Some words", published)
+    reply.want_snapshot("page-1")  # its send is a task that has not run yet
+    finished = reply.message
+    finished.status = Message.Status.COMPLETE
+    finished.content = "Some words"
+    await reply.final(finished, None)
+    await asyncio.sleep(0.01)  # the snapshot's task runs now
+    assert sent_to == []
+    assert published[-1].get("final") == reply.message_id

@@ -1,0 +1,110 @@
+"""The page list's rendered items: rendered once per distinct input, never stale."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+import pytest
+from django.utils import timezone, translation
+
+from chat import conversations, frames
+from chat.coach import feedback
+from chat.models import Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def items() -> frames.RenderedItems:
+    return frames.RenderedItems(size=100)
+
+
+@pytest.fixture
+def room_messages(room, owner, guest):
+    conversations.message_create(conversation=room, author=owner, content="Hello <i>all</i>")
+    conversations.message_create(conversation=room, author=guest, content="Hi!")
+    return lambda: conversations.latest_messages(room)
+
+
+def test_a_second_view_reuses_the_items_and_matches_a_fresh_render(items, room_messages):
+    first = [items.html(m) for m in room_messages()]
+    assert items.misses == len(first) and items.hits == 0
+    again = [items.html(m) for m in room_messages()]
+    assert items.hits == len(first)
+    assert again == first == [frames.render_message(m) for m in room_messages()]
+    assert "Hello &lt;i&gt;all&lt;/i&gt;" in first[-2]
+
+
+def test_a_new_nickname_language_or_time_zone_is_a_new_item(items, room_messages, guest):
+    before = items.html(room_messages()[-1])
+    guest.nickname = "Renamed <b>"
+    guest.save()
+    renamed = items.html(room_messages()[-1])
+    assert "Renamed &lt;b&gt;" in renamed and renamed != before
+
+    new_york = zoneinfo.ZoneInfo("America/New_York")  # the default zone is Seoul's
+    with timezone.override(new_york):
+        there = items.html(room_messages()[-1])
+    created = timezone.localtime(room_messages()[-1].created_at, new_york)
+    assert f">{created:%H:%M}</time>" in there and there != renamed
+
+    reply = conversations.message_create(
+        conversation=room_messages()[0].conversation,
+        author=None,
+        role=Message.Role.ASSISTANT,
+        content="A finished reply",
+    )
+    english = items.html(reply)
+    with translation.override("ko"):
+        korean = items.html(reply)
+        assert korean == frames.render_message(reply)
+    assert ">Copy</button>" in english and ">Copy</button>" not in korean
+    assert items.hits == 0  # every one of these was rendered, none served from before
+
+
+def test_a_finished_reply_is_kept_once_it_ends_but_not_while_it_grows(items, room, owner):
+    reply = conversations.message_create(
+        conversation=room,
+        author=None,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        content="Growing **text**",
+    )
+    items.html(reply)
+    items.html(reply)
+    assert items.items == {} and items.hits == 0
+    reply.status = Message.Status.COMPLETE
+    reply.content = "Growing **text**, done."
+    finished = items.html(reply)
+    assert "<strong>text</strong>" in finished and "aria-busy" not in finished
+    assert items.html(reply) == finished and items.hits == 1
+
+
+def test_answers_with_a_feedback_card_are_rendered_each_time(items, make_user, persona):
+    from chat.practice import services
+
+    learner = make_user()
+    conv = services.practice_start(user=learner, persona=persona)
+    answer = conversations.message_create(conversation=conv, author=learner, content="Um, I led.")
+    feedback.feedback_record(message=answer, conversation=conv)
+    (shown,) = [m for m in conversations.latest_messages(conv) if m.pk == answer.pk]
+    html = items.html(shown)
+    assert 'data-testid="feedback"' in html and items.items == {}
+
+
+def test_the_oldest_items_fall_out_past_the_size(room_messages):
+    small = frames.RenderedItems(size=1)
+    first, second = room_messages()[-2:]
+    small.html(first)
+    small.html(second)
+    assert len(small.items) == 1
+    small.html(second)
+    small.html(first)
+    assert (small.hits, small.misses) == (1, 3)
+
+
+def test_size_zero_keeps_nothing(room_messages):
+    off = frames.RenderedItems(size=0)
+    for m in room_messages():
+        assert off.html(m) == frames.render_message(m)
+    assert off.items == {}
