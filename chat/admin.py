@@ -191,9 +191,10 @@ class AttendanceAdmin(admin.ModelAdmin[Attendance]):
 
 @admin.register(ClassAnswer)
 class ClassAnswerAdmin(admin.ModelAdmin[ClassAnswer]):
-    list_display = ("session", "user", "step", "updated_at")
+    list_display = ("session", "user", "step", "ai_status", "updated_at")
+    list_filter = ("ai_status",)
     search_fields = ("text", "user__email", "session__join_code")
-    readonly_fields = ("analysis",)
+    readonly_fields = ("analysis", "ai_feedback", "ai_usage")
 
 
 @admin.register(Hand)

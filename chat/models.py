@@ -578,6 +578,12 @@ class Attendance(models.Model):
 class ClassAnswer(models.Model):
     """A learner's answer to one question of a session (answering again replaces it)."""
 
+    class AIStatus(models.TextChoices):
+        NONE = "", _("Not asked")
+        PENDING = "pending", _("Pending")
+        COMPLETE = "complete", _("Complete")
+        FAILED = "failed", _("Failed")
+
     session = models.ForeignKey(ClassSession, on_delete=models.CASCADE, related_name="answers")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="class_answers"
@@ -585,6 +591,20 @@ class ClassAnswer(models.Model):
     step = models.PositiveIntegerField(_("question"))
     text = models.TextField(_("answer"))
     analysis = models.JSONField(_("analysis"), default=dict, blank=True)
+    # Optional AI feedback the learner asked for (one unit of their own quota): the rubric
+    # as `chat.coach.rubric` validated it, how the request went, and its ledger row.
+    ai_status = models.CharField(
+        _("AI feedback"), max_length=16, choices=AIStatus, default=AIStatus.NONE, blank=True
+    )
+    ai_feedback = models.JSONField(_("AI feedback rubric"), default=dict, blank=True)
+    ai_usage = models.ForeignKey(
+        AIUsage,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="class_answers",
+        verbose_name=_("AI usage"),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
 

@@ -196,8 +196,11 @@ class DirectBuffer:
         while True:
             self._wake.wait(settings.ACTIVITY_FLUSH_SECONDS)
             self._wake.clear()
-            close_old_connections()
-            self.flush()
+            try:
+                close_old_connections()
+                self.flush()
+            except Exception:  # the flusher outlives a bad moment of the database
+                logger.exception("activity: the flusher failed; it goes on")
 
 
 buffer = DirectBuffer()

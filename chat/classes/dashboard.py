@@ -11,11 +11,11 @@ import asyncio
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat import events
 from chat.classes import frames, selectors
+from chat.dbasync import db_async
 from chat.models import ClassSession
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ async def _flush_later(session: ClassSession) -> None:
         return
     wanted: list[int] | None = None if ALL in user_ids else user_ids
     try:
-        html = await database_sync_to_async(_rows_frame)(session.pk, wanted)
+        html = await db_async(_rows_frame)(session.pk, wanted)
         await events.publish(events.user_group(session.klass.coach_id), events.frame(html))
     except Exception:
         # The coach's next heartbeat or reload shows the rows from the database.

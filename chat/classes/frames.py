@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 
 from accounts.models import User
-from chat.classes import machine, selectors
+from chat.classes import feedback, machine, selectors
 from chat.models import ClassAnswer, ClassSession, Hand
 
 LIVE = "chat/classes/live.html"
@@ -40,9 +40,21 @@ def coach_controls(session: ClassSession) -> str:
     return _render("coach-controls", stage_context(session))
 
 
-def learner_answer(session: ClassSession, answer: ClassAnswer | None = None) -> str:
-    """A learner's answer form for the current question (with their answer when given)."""
-    return _render("learner-answer", {"session": session, "answer": answer})
+def learner_answer(
+    session: ClassSession, answer: ClassAnswer | None = None, user: User | None = None
+) -> str:
+    """A learner's answer form for the current question (with their answer when given).
+
+    With the answer's learner, its AI feedback part too: the rubric, or the button with
+    their quota read fresh, or why not.
+    """
+    ai = feedback.offer(answer, user) if answer is not None and user is not None else None
+    return _render("learner-answer", {"session": session, "answer": answer, "ai": ai})
+
+
+def answer_ai(answer: ClassAnswer, user: User) -> str:
+    """Only the AI feedback part of an answer card: an answer being edited keeps its text."""
+    return _render("answer-ai", {"answer": answer, "ai": feedback.offer(answer, user)})
 
 
 def stage_frame(session: ClassSession, *, with_answer: bool = True) -> str:

@@ -1,4 +1,9 @@
-"""After a session: the coach's report and each learner's, read from what was stored."""
+"""After a session: the coach's report and each learner's, read from what was stored.
+
+What reads the activity log first stores what this process still holds of it
+(`activity.flush`): a report or CSV opened the moment a session ends has every event, not
+just those the background flusher got to.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accounts.models import User
+from chat.classes import activity
 from chat.models import ActivityEvent, Attendance, ClassAnswer, ClassSession, Hand
 
 CSV_COLUMNS = ["at", "event", "learner", "user_id", "question", "data", "event_id"]
@@ -38,6 +44,7 @@ class SessionReport:
 
 def _step_times(session: ClassSession) -> dict[int, float]:
     """Seconds each question was shown, from the activity log's step changes (pauses out)."""
+    activity.flush()
     events = list(
         ActivityEvent.objects.filter(session=session)
         .order_by("at", "id")
@@ -93,6 +100,7 @@ def learner_report(session: ClassSession, user: User) -> list[tuple[int, str, Cl
 
 def activity_csv(session: ClassSession) -> str:
     """The session's activity log as CSV, oldest first."""
+    activity.flush()
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)

@@ -101,6 +101,8 @@ class LearnerRow:
     answered: int
     hand: Hand | None
     last_answer: str
+    last_ai: str = ""  # the latest answer's AI feedback status (pending / complete / failed)
+    last_ai_score: float | None = None  # its mean rubric score once complete
 
 
 def dashboard_rows(session: ClassSession, user_ids: list[int] | None = None) -> list[LearnerRow]:
@@ -111,11 +113,15 @@ def dashboard_rows(session: ClassSession, user_ids: list[int] | None = None) -> 
         attendances = attendances.filter(user_id__in=user_ids)
     attendance_list = list(attendances)
     ids = [a.user_id for a in attendance_list]
-    answers: dict[int, list[ClassAnswer]] = {}
-    for answer in ClassAnswer.objects.filter(session=session, user_id__in=ids).order_by(
-        "updated_at"
+    # Only the three columns a row shows, as tuples: the model instances (each decoding its
+    # analysis JSON) were most of a 200-row dashboard's render (py-spy, bench part classes).
+    answers: dict[int, list[tuple[int, str, str, Any]]] = {}
+    for user_id, step, text, ai_status, ai_feedback in (
+        ClassAnswer.objects.filter(session=session, user_id__in=ids)
+        .order_by("updated_at")
+        .values_list("user_id", "step", "text", "ai_status", "ai_feedback")
     ):
-        answers.setdefault(answer.user_id, []).append(answer)
+        answers.setdefault(user_id, []).append((step, text, ai_status, ai_feedback))
     hands = {
         h.user_id: h
         for h in Hand.objects.filter(session=session, user_id__in=ids, state=Hand.State.RAISED)
@@ -128,13 +134,21 @@ def dashboard_rows(session: ClassSession, user_ids: list[int] | None = None) -> 
                 user_id=a.user_id,
                 name=a.user.display_name,
                 online=a.online and a.last_seen >= cutoff,
-                answered_now=any(x.step == session.current_step for x in mine),
+                answered_now=any(answer[0] == session.current_step for answer in mine),
                 answered=len(mine),
                 hand=hands.get(a.user_id),
-                last_answer=mine[-1].text if mine else "",
+                last_answer=mine[-1][1] if mine else "",
+                last_ai=mine[-1][2] if mine else "",
+                last_ai_score=_mean_score(mine[-1][3]) if mine else None,
             )
         )
     return sorted(rows, key=lambda r: (r.name.lower(), r.user_id))
+
+
+def _mean_score(ai_feedback: Any) -> float | None:
+    axes = (ai_feedback or {}).get("rubric") or {}
+    scores = [v["score"] for v in axes.values() if isinstance(v, dict) and "score" in v]
+    return round(sum(scores) / len(scores), 1) if scores else None
 
 
 def open_hands(session: ClassSession) -> list[Hand]:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import events
-from chat.classes import activity, dashboard, frames, machine
+from chat.classes import activity, dashboard, feedback, frames, machine
 from chat.coach.analysis import analyse
 from chat.coach.coaching import offline_feedback
 from chat.models import (
@@ -197,11 +197,15 @@ def _attendance(session: ClassSession, user: User) -> Attendance:
 
 
 @transaction.atomic
-def answer_submit(*, session_id: Any, user: User, step: Any, text: str) -> ClassAnswer:
+def answer_submit(
+    *, session_id: Any, user: User, step: Any, text: str, duration_seconds: float | None = None
+) -> ClassAnswer:
     """A learner's answer to a question of the session (answering again replaces it).
 
     The answer counts for the question the learner's page showed, which may be the one
-    just before the current: a coach moving on never cuts an answer off.
+    just before the current: a coach moving on never cuts an answer off. A dictated
+    answer's speaking time (`duration_seconds`, already validated) gives its pace.
+    Answering again with other words drops the AI feedback asked for the old ones.
     """
     session = ClassSession.objects.select_related("klass").get(pk=session_id)
     _attendance(session, user)
@@ -216,20 +220,43 @@ def answer_submit(*, session_id: Any, user: User, step: Any, text: str) -> Class
     text = text.strip()[:MAX_ANSWER_LENGTH]
     question = str(session.questions[step - 1])
     category = session.klass.persona.category if session.klass.persona else "interview"
-    found = analyse(text, question, category=category)
+    found = analyse(text, question, category=category, duration_seconds=duration_seconds)
     analysis = found.to_dict()
     analysis["feedback"] = offline_feedback(text, question, category, analysis=found)
+    if duration_seconds:
+        analysis["speech"] = {"duration_seconds": duration_seconds}
     now = timezone.now()
-    answer, created = ClassAnswer.objects.update_or_create(
-        session=session,
-        user=user,
-        step=step,
-        defaults={"text": text, "analysis": analysis, "updated_at": now},
-    )
+    mine = ClassAnswer.objects.select_for_update().filter(session=session, user=user, step=step)
+    answer = mine.first()
+    created = answer is None
+    if answer is None:
+        answer = ClassAnswer(session=session, user=user, step=step, created_at=now)
+    try:
+        with transaction.atomic():
+            answer = _answer_stored(answer, text, analysis, now)
+    except IntegrityError:  # two pages of one learner answered at once: the last one counts
+        answer, created = _answer_stored(mine.get(), text, analysis, now), False
     activity.record(
         session_id=session.pk, kind=activity.ANSWER, user_id=user.pk, step=step,
         data={"words": analysis.get("words", 0), "again": not created}, at=now,
     )  # fmt: skip
+    return answer
+
+
+def _answer_stored(
+    answer: ClassAnswer, text: str, analysis: dict[str, Any], now: Any
+) -> ClassAnswer:
+    if answer._state.adding:  # the learner's first answer to this question
+        answer.text, answer.analysis, answer.updated_at = text, analysis, now
+        answer.save()
+        return answer
+    fields = ["text", "analysis", "updated_at"]
+    if answer.text != text:
+        feedback.reset(answer)
+        fields += ["ai_status", "ai_feedback", "ai_usage"]
+    answer.text, answer.analysis, answer.updated_at = text, analysis, now
+    # Only these: the AI feedback of unchanged words is the feedback task's to write.
+    answer.save(update_fields=fields)
     return answer
 
 

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.http import HtmxHttpRequest as HttpRequest
-from chat.classes import frames, report, selectors, services
+from chat.classes import feedback, frames, report, selectors, services
 from chat.classes.forms import ClassForm, EnrolForm, JoinForm
 from chat.models import Class, ClassSession
 
@@ -154,8 +154,10 @@ def session_live(request: HttpRequest, session_id: object) -> HttpResponse:
             counts=selectors.counts(session),
         )
     else:
+        answer = feedback.recover(selectors.answer_of(session, request.user, session.current_step))
         context.update(
-            answer=selectors.answer_of(session, request.user, session.current_step),
+            answer=answer,
+            ai=feedback.offer(answer, request.user) if answer is not None else None,
             hand=selectors.raised_hand(session, request.user),
         )
     return render(request, "chat/classes/live.html", context)

@@ -22,3 +22,11 @@ def feedback_html(text: str) -> str:
     from chat.rendering import render_markdown
 
     return render_markdown(text or "")
+
+
+@register.filter
+def ai_feedback(answer: object) -> dict[str, object]:
+    """A class answer's stored AI rubric as the rubric partial shows it (empty rows: none)."""
+    from chat.classes.feedback import shown
+
+    return shown(answer)  # type: ignore[arg-type]

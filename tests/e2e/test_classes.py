@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.helpers import PASSWORD, signup, wait_socket
+from tests.e2e.helpers import PASSWORD, header_overflow, signup, wait_socket
 
 pytestmark = pytest.mark.e2e
 
@@ -85,11 +85,22 @@ def test_a_coach_runs_a_class_that_two_learners_follow(browser: Browser, server,
         expect(page.get_by_test_id("session-step")).to_contain_text("1 of 4")
     expect(a.get_by_test_id("class-question")).to_have_text(QUESTIONS[0])
     a.get_by_test_id("answer-input").fill("I led a small team and we shipped on time.")
+    expect(a.get_by_test_id("class-answer").get_by_test_id("dictate")).to_be_visible()
     a.get_by_test_id("send-answer").click()
     expect(a.get_by_test_id("answer-saved")).to_be_visible()
     minji_row = learners.filter(has_text="Minji")
     expect(minji_row).to_have_attribute("data-answered", "true")
     expect(minji_row).to_contain_text("I led a small team")
+    # Minji asks for AI feedback on it: one of her own five replies today.
+    ask = a.get_by_test_id("ask-ai-feedback")
+    expect(ask).to_have_text("Get AI feedback (uses 1 of your 5 left today)")
+    ask.click()
+    expect(a.get_by_test_id("ai-feedback")).to_have_attribute("data-status", "complete")
+    expect(a.get_by_test_id("ai-feedback").get_by_test_id("rubric")).to_be_visible()
+    expect(a.get_by_test_id("quota")).to_have_text("4")
+    expect(minji_row.get_by_test_id("dashboard-ai")).to_have_attribute("data-status", "complete")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    a.screenshot(path=str(SHOTS / "class-learner-ai-feedback-phone.png"), full_page=True)
 
     for step in (2, 3):
         coach.get_by_test_id("next-step").click()
@@ -114,6 +125,10 @@ def test_a_coach_runs_a_class_that_two_learners_follow(browser: Browser, server,
     b.get_by_test_id("send-answer").click()
     expect(b.get_by_test_id("answer-saved")).to_be_visible()
 
+    # On a phone the coach's header (Classes, a long name) and a learner's both fit.
+    assert header_overflow(coach) == []
+    assert header_overflow(b) == []
+    expect(coach.get_by_test_id("language-switch")).to_be_visible()
     SHOTS.mkdir(parents=True, exist_ok=True)
     coach.screenshot(path=str(SHOTS / "class-coach-phone.png"), full_page=True)
     b.screenshot(path=str(SHOTS / "class-learner-phone.png"), full_page=True)
@@ -152,7 +167,9 @@ def test_a_coach_runs_a_class_that_two_learners_follow(browser: Browser, server,
     csv = coach.request.get(server.url + coach.get_by_test_id("activity-csv").get_attribute("href"))
     assert csv.ok and "hand_resolved" in csv.text() and "pause" in csv.text()
 
+    expect(report.get_by_test_id("report-ai-feedback")).to_have_count(1)
     a.get_by_test_id("report-link").click()
     expect(a.get_by_test_id("session-report")).to_contain_text("I led a small team")
+    expect(a.get_by_test_id("report-ai-feedback").get_by_test_id("rubric")).to_be_visible()
     for ctx in (coach_ctx, a_ctx, b_ctx):
         ctx.close()

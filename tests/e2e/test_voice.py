@@ -9,6 +9,7 @@ import math
 import os
 import re
 import struct
+import threading
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -430,3 +431,45 @@ def test_offline_dictation_puts_the_live_transcript_in_the_box(
     expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(1)
     stored = Message.objects.get(conversation_id=conversation_id(page), role="user")
     assert stored.metadata["speech"]["duration_seconds"] == pytest.approx(seconds, abs=0.01)
+
+
+def test_a_class_answer_is_dictated_into_the_answer_box_with_its_pace(
+    media_page: Page, voice_server: DaphneServer, fake_openai: Any, db_access: None
+) -> None:
+    from accounts.models import User
+    from chat.classes import services as classes
+    from chat.models import ClassAnswer
+
+    def running_session() -> Any:
+        coach = User.objects.create_user(email=f"coach-{os.getpid()}@example.com", role="coach")
+        klass = classes.class_create(coach=coach, title="Voice class", questions="Why this job?")
+        session = classes.session_start(klass=klass, by=coach)
+        return classes.session_move(session_id=session.pk, by=coach, move="next")
+
+    # In a thread of its own: the services publish after commit, and this thread runs
+    # Playwright's event loop.
+    made: list[Any] = []
+    worker = threading.Thread(target=lambda: made.append(running_session()))
+    worker.start()
+    worker.join(timeout=20)
+    (session,) = made
+    page = media_page
+    email = signup(page, voice_server.url)
+    page.goto(f"{voice_server.url}/join/{session.join_code}/")
+    wait_socket(page)
+    fake_openai.clear()
+    answer_box = page.get_by_test_id("class-answer")
+    dictate = answer_box.get_by_test_id("dictate")
+    expect(dictate).to_be_visible()
+    dictate.click()
+    expect(dictate).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(2500)
+    dictate.click()
+    expect(page.get_by_test_id("answer-input")).to_have_value(DEFAULT_TRANSCRIPT, timeout=10_000)
+    seconds = float(page.locator("#answer-seconds").input_value())
+    assert 2.0 <= seconds <= 6.0
+    page.get_by_test_id("send-answer").click()
+    expect(page.get_by_test_id("answer-pace")).to_contain_text("words per minute")
+    stored = ClassAnswer.objects.get(session=session, user__email=email)
+    assert stored.analysis["speech"]["duration_seconds"] == pytest.approx(seconds, abs=0.01)
+    assert stored.analysis["words_per_minute"] > 0

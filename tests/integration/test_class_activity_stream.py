@@ -195,5 +195,28 @@ def test_with_redis_down_events_are_written_directly(
         activity.reset_client()
 
 
+def test_the_direct_flusher_goes_on_after_a_failure_of_its_own(
+    settings: Any, session: ClassSession, make_user: Any, monkeypatch: Any
+) -> None:
+    settings.ACTIVITY_REDIS_URL = ""
+    settings.ACTIVITY_FLUSH_SECONDS = 0.05
+    activity.reset_client()
+    fresh = activity.DirectBuffer()
+    monkeypatch.setattr(activity, "buffer", fresh)
+    failures = []
+
+    def flaky() -> None:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the database went away for a moment")
+
+    monkeypatch.setattr(activity, "close_old_connections", flaky)
+    join(session, make_user, 1)  # starts the flusher; its first round fails, no event follows
+    count = wait_for_rows(session, 1, timeout=5)
+    assert failures and count == 1 and fresh.pending() == 0
+    assert fresh._thread is not None and fresh._thread.is_alive()
+    activity.flush()
+
+
 def test_redis_reachable_for_these_tests() -> None:
     assert redis.Redis.from_url(REDIS_URL).ping()

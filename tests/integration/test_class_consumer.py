@@ -10,52 +10,16 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.core.cache import cache
 
 from chat.classes import activity, dashboard
 from chat.classes import services as classes
 from chat.models import ActivityEvent, Attendance, ClassAnswer, ClassSession, Hand
 from chat.routing import websocket_urlpatterns
+from tests.integration.classroom import *  # noqa: F403  (the class fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
 application = URLRouter(websocket_urlpatterns)
-QUESTIONS = "Tell me about yourself.\nA time you failed?\nWhy this job?"
-
-
-@pytest.fixture(autouse=True)
-def class_settings(settings: Any) -> Any:
-    """The direct activity path, quick dashboard batches, clean counters."""
-    settings.ACTIVITY_REDIS_URL = ""
-    settings.CLASS_DASHBOARD_BATCH_SECONDS = 0.05
-    activity.reset_client()
-    cache.clear()
-    return settings
-
-
-@pytest.fixture
-def coach(make_user: Any) -> Any:
-    return make_user(nickname="Coach Park", role="coach")
-
-
-@pytest.fixture
-def session(coach: Any) -> ClassSession:
-    klass = classes.class_create(coach=coach, title="Interview basics", questions=QUESTIONS)
-    return classes.session_start(klass=klass, by=coach)
-
-
-@pytest.fixture
-def minji(make_user: Any, session: ClassSession) -> Any:
-    user = make_user(nickname="Minji")
-    classes.session_join(session=session, user=user)
-    return user
-
-
-@pytest.fixture
-def joon(make_user: Any, session: ClassSession) -> Any:
-    user = make_user(nickname="Joon")
-    classes.session_join(session=session, user=user)
-    return user
 
 
 class Page:

@@ -178,6 +178,36 @@ def test_after_the_session_the_reports_and_the_csv(
     assert client.get(reverse("class-session-activity-csv", args=[session.pk])).status_code == 404
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_report_and_the_csv_have_events_the_flusher_has_not_stored_yet(
+    client: Any, coach: Any, learner: Any, session: ClassSession, monkeypatch: Any
+) -> None:
+    # A flusher that has fallen behind (here: one that never runs), as a coach opens the
+    # log the moment the session ends.
+    idle = activity.DirectBuffer()
+    monkeypatch.setattr(idle, "_run", lambda: None)
+    monkeypatch.setattr(activity, "buffer", idle)
+    client.force_login(coach)
+
+    def run(one: ClassSession) -> None:
+        classes.session_join(session=one, user=learner)
+        for move in ("next", "pause", "resume", "end"):
+            classes.session_move(session_id=one.pk, by=coach, move=move)
+        assert idle.pending() == 6
+
+    run(session)
+    response = client.get(reverse("class-session-activity-csv", args=[session.pk]))
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert [r[1] for r in rows[1:]] == ["join", "start", "step", "pause", "resume", "end"]
+    assert idle.pending() == 0
+
+    second = classes.session_start(klass=session.klass, by=coach)
+    run(second)
+    report = client.get(reverse("class-session-report", args=[second.pk]))
+    assert report.status_code == 200 and idle.pending() == 0
+    assert second.activity.count() == 6
+
+
 def test_health_reports_the_activity_path(client: Any) -> None:
     body = client.get("/health/detailed/").json()
     assert body["services"]["activity_log"]["path"] == "direct"
@@ -220,3 +250,35 @@ def test_a_coach_enrols_an_organisation(client: Any, coach: Any, make_user: Any)
     client.force_login(coach)
     client.post(reverse("class-enrol", args=[klass.pk]), {"organisation": "Hanbit Univ"})
     assert klass.learners.count() == 2
+
+
+def test_both_reports_show_the_ai_feedback_a_learner_asked_for_escaped(
+    client: Any, coach: Any, learner: Any, session: ClassSession, settings: Any
+) -> None:
+    from django.db import transaction
+
+    from chat.classes import feedback
+    from chat.coach import quota
+    from tests.fakes.fake_openai import GOOD_RUBRIC
+
+    classes.session_join(session=session, user=learner)
+    classes.session_move(session_id=session.pk, by=coach, move="next")
+    answer = classes.answer_submit(
+        session_id=session.pk, user=learner, step=1, text="I led the project and we shipped."
+    )
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = "http://127.0.0.1:9/v1", "x"
+    asked = feedback.request(answer_id=answer.pk, user=learner)
+    assert asked.usage_id is not None
+    hostile = {**GOOD_RUBRIC, "strength": '<img src=x onerror="alert(1)"> Clear start.'}
+    feedback.complete(
+        answer_id=answer.pk, usage_id=asked.usage_id, result=hostile, model="m", metadata={}
+    )
+    classes.session_move(session_id=session.pk, by=coach, move="end")
+    with transaction.atomic():
+        assert quota.lock(learner) == settings.AI_DAILY_LIMIT - 1
+    for who in (coach, learner):
+        client.force_login(who)
+        report = client.get(reverse("class-session-report", args=[session.pk])).content.decode()
+        assert 'data-testid="report-ai-feedback"' in report and 'data-testid="rubric"' in report
+        assert GOOD_RUBRIC["specificity"]["reason"] in report
+        assert "&lt;img src=x" in report and "<img src=x" not in report
