@@ -28,7 +28,8 @@ from bench import wsclient as wc
 from bench.harness import ROOT, AppServer, CpuMeter, Ctx
 from bench.report import histogram, max_ms, pct_ms, record_seconds
 
-REDIS_DB = 15
+# Own DB number per engineer on a shared Redis: BENCH_REDIS_DB (default 15).
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "15"))
 QUESTIONS = [f"Question number {i}: tell me about a time you learned something." for i in range(12)]
 ROW = re.compile(r'<tr id="learner-(\d+)"[^>]*data-answered="(true|false)"')
 
@@ -300,12 +301,16 @@ def _store_rate(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def _run_one(ctx: Ctx, n: int, split: bool) -> Result:
+def _run_one(
+    ctx: Ctx, n: int, split: bool, env: dict[str, str] | None = None, run: int = 0
+) -> Result:
     label = "2 processes + Redis" if split else "1 process"
+    if env:
+        label += " (" + ", ".join(f"{k}={v}" for k, v in env.items()) + ")"
     result = Result(label, n)
-    tag = f"benchcls{os.getpid()}x{n}{'s' if split else ''}"
+    tag = f"benchcls{os.getpid()}x{n}{'s' if split else ''}r{run}"
     coach, learners, conv, session_id = _setup(n, tag)
-    extra: dict[str, str] = {"CLASS_DASHBOARD_BATCH_SECONDS": "0.2"}
+    extra: dict[str, str] = {"CLASS_DASHBOARD_BATCH_SECONDS": "0.2", **(env or {})}
     consumer = None
     consumer_log = ctx.env.dir / f"{tag}-consumer.log"
     if split:
@@ -368,13 +373,23 @@ def run(ctx: Ctx) -> None:
     report = ctx.report
     report.section = "classes"
     n = 50 if ctx.quick else 200
-    plans = [False] + ([True] if not ctx.quick and _redis_up() else [])
+    plans: list[tuple[bool, dict[str, str]]] = [(False, {})]
+    plans += [(True, {})] if not ctx.quick and _redis_up() else []
+    if os.environ.get("BENCH_CLASSES_RUNS"):
+        # e.g. "1,2:CHANNEL_LAYER_READER=per-receive,2": one or two processes, each run with
+        # its own extra environment (before/after runs interleaved in one sitting).
+        plans = []
+        for spec in os.environ["BENCH_CLASSES_RUNS"].split(","):
+            procs, _colon, assignments = spec.strip().partition(":")
+            env = dict(a.split("=", 1) for a in assignments.split(";") if a)
+            plans.append((procs == "2", env))
     if not ctx.quick and not _redis_up():
         report.note("Redis is not answering: the two-process class run is skipped")
-    layouts = ", ".join("2 processes" if s else "1 process" for s in plans)
+        plans = [(split, env) for split, env in plans if not split]
+    layouts = ", ".join("2 processes" if s else "1 process" for s, _env in plans)
     print(f"[classes] a coach and {n} learners: {layouts}", flush=True)
-    for split in plans:
-        result = _run_one(ctx, n, split)
+    for run, (split, env) in enumerate(plans):
+        result = _run_one(ctx, n, split, env, run)
         _report(ctx, result)
     rate = _store_rate(2000 if ctx.quick else 10000)
     report.add(

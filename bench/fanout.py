@@ -24,7 +24,12 @@ from bench.harness import AppServer, CpuMeter, Ctx, cpu_seconds, last_user_text
 from bench.report import histogram, max_ms, pct_ms
 from tests.fakes.fake_openai import reply_tokens
 
-REDIS_DB = 14
+# Own DB number per engineer on a shared Redis: BENCH_REDIS_DB (default 14).
+REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
+# The two-process layouts, in run order: "<kind>[:<reader>]", kind list|pubsub, reader (list
+# only) shared|per-receive (CHANNEL_LAYER_READER). BENCH_FANOUT_LAYOUTS overrides; repeating
+# one interleaves before/after runs in one sitting.
+LAYOUTS = ("list:shared", "list:per-receive", "pubsub")
 COACH_TOKENS = 60
 COACH_DELAY = 0.02
 COACH_SEQ = 9000
@@ -335,15 +340,20 @@ def run(ctx: Ctx) -> None:
     report = ctx.report
     report.section = "3 fan-out"
     sizes = [20] if ctx.quick else [100, 1000, 500]
+    if os.environ.get("BENCH_FANOUT_SIZES"):  # e.g. "1000": only the sizes asked for
+        sizes = [int(n) for n in os.environ["BENCH_FANOUT_SIZES"].split(",")]
+    wanted = os.environ.get("BENCH_FANOUT_LAYOUTS", "")
+    split_layouts = tuple(x.strip() for x in wanted.split(",") if x.strip()) or LAYOUTS
+    one_process = os.environ.get("BENCH_FANOUT_ONE_PROCESS", "1") != "0"
     # The last part: it gets what is left of the run's budget.
     deadline = time.monotonic() + max(20.0, ctx.budget.left - 10)
     redis = _redis_up()
     if not redis:
         report.note("Redis at 127.0.0.1:6379 is not answering: the two-process runs are skipped")
     # Both layouts at each size, the headline sizes (100 with @coach, 1,000) first.
-    layouts: tuple[tuple[bool, str], ...] = ((False, ""),)
+    layouts: tuple[tuple[bool, str], ...] = ((False, ""),) if one_process else ()
     if redis:
-        layouts += ((True, "list"), (True, "pubsub"))
+        layouts += tuple((True, layout) for layout in split_layouts)
     plans = [(n, split, kind) for n in sizes for split, kind in layouts]
     print(f"[3] fan-out: N = {sizes}, one process then two over Redis", flush=True)
     everyone = people.make_people(max(sizes), "member")
@@ -351,17 +361,19 @@ def run(ctx: Ctx) -> None:
     for n, split, kind in plans:
         estimate = (10 if ctx.quick else 30) + n * (0.13 if n >= 1000 else 0.06)
         label = f"2 processes + Redis ({kind} layer)" if split else "1 process"
+        kind, _colon, reader = kind.partition(":")
         if time.monotonic() + estimate > deadline:
             report.note(f"N = {n} ({label}) skipped: time budget")
             continue
         config = Config(label, n, split)
         room = people.make_room(everyone[0], everyone[1:n], title=f"fan-out {n}")
-        prefix = f"benchfan{os.getpid()}x{n}"
+        prefix = f"benchfan{os.getpid()}x{n}x{len(configs)}"
         extra = (
             {
                 "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
                 "CHANNEL_LAYER_PREFIX": prefix,
                 "CHANNEL_LAYER_KIND": kind,
+                "CHANNEL_LAYER_READER": reader or "shared",
             }
             if split
             else {}

@@ -70,7 +70,9 @@ def _match_fake(ctx: Ctx, outcome: Outcome) -> None:
         if not record["path"].endswith("/chat/completions"):
             continue
         found = T_RE.search(last_user_text(record))
-        if found:
+        # The reply's request arrives first; the answer's rubric (and title) requests
+        # quote the same text later and must not overwrite it.
+        if found and int(found.group(1)) not in by_mark:
             by_mark[int(found.group(1))] = record
     for sent_at, mark, first_at in outcome.sends:
         record = by_mark.get(mark)
