@@ -168,7 +168,9 @@ def run(ctx: Ctx) -> None:
     chosen = [int(k) for k in os.environ.get("BENCH_CONCURRENT_K", "").split(",") if k.strip()]
     if chosen:
         ladder, allot = chosen, max(allot, 60.0 * len(chosen))
-    deadline = time.monotonic() + min(allot, max(10.0, ctx.budget.left - 20))
+    # At least one step's time even when the run's budget is nearly spent: a smoke run
+    # that skips every step would not notice this part breaking.
+    deadline = time.monotonic() + min(allot, max(15.0, ctx.budget.left - 20))
     print(f"[2] concurrent streams at {RATE:.0f} tokens/s: K = {ladder}", flush=True)
     members = people.make_people(max(ladder), "stream")
     conversations = people.make_practice(members, opening=True)
