@@ -235,6 +235,10 @@ class AppServer:
                     found.append(line.strip()[:200])
             elif " ERROR " in line:
                 found.append(line.split(" ERROR ", 1)[1].strip()[:200])
+            elif "took too long to shut down and was killed" in line:
+                # daphne cancelled a consumer still busy 10 s after its page closed: its
+                # disconnect clean-up may not have run.
+                found.append("daphne killed a consumer that took too long to shut down")
         return list(dict.fromkeys(found))
 
 

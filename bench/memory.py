@@ -87,8 +87,11 @@ def run(ctx: Ctx) -> None:
         idle_rss, connected, problems = asyncio.run(
             _rounds(app, members, conversations, rounds, 0.2 if ctx.quick else 1.0)
         )
+        errors = app.errors()
     finally:
         app.stop(kill=True)
+    if errors:
+        report.note(f"daphne logged errors: {errors[:3]}")
     report.check(
         "every socket opened, registered and was forgotten on close",
         not problems,

@@ -9,6 +9,7 @@ disconnect cleanup still runs (the socket's Connection row never outlives it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -42,18 +43,32 @@ logger = logging.getLogger(__name__)
 CLOSE_SERVER_ERROR = 1011
 BUDGET_VERDICT = "practalk.budget"  # a dropped frame the page must hear about
 
+# Clean-ups that outlive their consumer (daphne cancelled it): held so they are not
+# garbage-collected while they run.
+_CLEANUPS: set[asyncio.Task[None]] = set()
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     """One open conversation page."""
 
     conversation: Any = None
-    cleaned_up = False
     closing = False
+    _cleanup: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Channels' consumer, reading the page's frames through its frame budget."""
+        """Channels' consumer, reading the page's frames through its frame budget.
+
+        daphne cancels a consumer still busy `application_close_timeout` (10 s) after its
+        page closed: a thousand pages closing at once on a busy process queue that long for
+        the database. The clean-up then runs anyway, on its own, so no Connection row and
+        no group membership outlives its page.
+        """
         self.budget = FrameBudget()
-        await super().__call__(scope, self._within_budget(receive), send)
+        try:
+            await super().__call__(scope, self._within_budget(receive), send)
+        except asyncio.CancelledError:
+            self._start_cleanup()
+            raise
 
     def _within_budget(self, receive: Any) -> Any:
         """The server's `receive`, dropping frames over the socket's budget as they are read.
@@ -146,6 +161,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation, code = await db_async(presence.page_open)(
             user, self.scope["url_route"]["kwargs"]["conversation_id"], self.channel_name
         )
+        if conversation is not None:
+            # Set before the next wait: from here a cancelled consumer's clean-up has a
+            # Connection row to forget.
+            self.user = user
+            self.conversation = conversation
+            self.group = events.conv_group(conversation.pk)
+            self.cursor = PageCursor()
+            self.state: dict[str, Any] = {}
         # Accepted only now: a client cannot queue frames while the page is being set up.
         await self.accept()
         if conversation is None:
@@ -153,15 +176,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.send_notice(_("Too many open pages."))
             await self.close(code=code)
             return
-        self.user = user
         self.session_key = session_key_of(self.scope)
         # The gateway vouches per handshake; a scope without the session middleware (tests
         # that set the user) has no session to check: only the account is checked then.
         self.sessionless = "gateway_identity" in self.scope or "session" not in self.scope
-        self.conversation = conversation
-        self.group = events.conv_group(conversation.pk)
-        self.cursor = PageCursor()
-        self.state: dict[str, Any] = {}
         await self.join_groups()
         if conversation.is_room:
             # The room learns within PRESENCE_INTERVAL; this page gets the list on resync.
@@ -171,16 +189,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.cleanup()
 
     async def cleanup(self) -> None:
-        """Forget the socket: groups, its Connection row, its read point, the room's list."""
-        if self.conversation is None or self.cleaned_up:
-            return
-        self.cleaned_up = True
+        """Forget the socket (once); shielded, so a cancelled consumer's clean-up completes."""
+        task = self._start_cleanup()
+        if task is not None:
+            await asyncio.shield(task)
+
+    def _start_cleanup(self) -> asyncio.Task[None] | None:
+        if self.conversation is None:
+            return None
+        if self._cleanup is None:
+            self._cleanup = asyncio.get_running_loop().create_task(self._forget())
+            _CLEANUPS.add(self._cleanup)
+            self._cleanup.add_done_callback(_CLEANUPS.discard)
+        return self._cleanup
+
+    async def _forget(self) -> None:
+        """Groups, the Connection row and read point (one database call), the room's list."""
         await self.channel_layer.group_discard(self.group, self.channel_name)
         await self.channel_layer.group_discard(events.user_group(self.user.pk), self.channel_name)
-        await db_async(presence.connection_close)(self.channel_name)
-        if self.cursor.last_seq:
-            # What the page saw live counts as read (one write per page, not per message).
-            await db_async(delivery.mark_read)(self.user, self.conversation, self.cursor.last_seq)
+        await db_async(presence.page_close)(
+            self.channel_name, self.user, self.conversation, self.cursor.last_seq
+        )
         if self.conversation.is_room:
             await presence.presence_note(self.conversation)
         await run_page_hooks("close", self)

@@ -21,12 +21,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from chat import conversations, events, frames
 from chat.conversations import online_members
 from chat.dbasync import db_async
+from chat.live import delivery
 from chat.models import Connection, Conversation
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ __all__ = [
     "connection_close",
     "connection_open",
     "connection_seen",
+    "page_close",
     "page_open",
     "online_members",
     "presence_changed",
@@ -66,6 +69,21 @@ def connection_seen(channel_name: str) -> None:
 def connection_close(channel_name: str) -> None:
     """Forget a closed socket."""
     Connection.objects.filter(channel_name=channel_name).delete()
+
+
+def page_close(
+    channel_name: str, user: User, conversation: Conversation, last_seq: int | None
+) -> None:
+    """A closed page, in one transaction: its Connection row goes, what it saw counts as read.
+
+    One call on the database pool per closing page: a thousand pages closing at once queue
+    half as many calls (and commits) as with a call for each.
+    """
+    with transaction.atomic():
+        connection_close(channel_name)
+        if last_seq:
+            # What the page saw live counts as read (one write per page, not per message).
+            delivery.mark_read(user, conversation, last_seq)
 
 
 def _presence_key(what: str, conversation_id: Any) -> str:

@@ -159,3 +159,17 @@ def test_the_presence_frame_escapes_names_as_format_html_would():
         '<ul id="presence" hx-swap-oob="true" class="presence" data-testid="presence"'
     )
     assert frames.presence([]).endswith('aria-label="Online now"></ul>')
+
+
+def test_a_closed_page_goes_and_what_it_saw_counts_as_read_in_one_call(room, guest):
+    from chat.models import Membership
+
+    presence.connection_open(guest, room, "page-lee")
+    presence.connection_open(guest, room, "page-lee-2")
+    presence.page_close("page-lee", guest, room, 7)
+    assert list(Connection.objects.values_list("channel_name", flat=True)) == ["page-lee-2"]
+    assert Membership.objects.get(conversation=room, user=guest).last_read_seq == 7
+    # A page that saw nothing leaves the read point where it was.
+    presence.page_close("page-lee-2", guest, room, 0)
+    assert not Connection.objects.exists()
+    assert Membership.objects.get(conversation=room, user=guest).last_read_seq == 7
