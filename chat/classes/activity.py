@@ -196,6 +196,8 @@ class DirectBuffer:
         while True:
             self._wake.wait(settings.ACTIVITY_FLUSH_SECONDS)
             self._wake.clear()
+            if not self._items:  # idle: no database work (checking a connection opens one)
+                continue
             try:
                 close_old_connections()
                 self.flush()

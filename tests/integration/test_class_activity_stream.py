@@ -220,3 +220,21 @@ def test_the_direct_flusher_goes_on_after_a_failure_of_its_own(
 
 def test_redis_reachable_for_these_tests() -> None:
     assert redis.Redis.from_url(REDIS_URL).ping()
+
+
+def test_an_idle_direct_flusher_leaves_the_database_alone(
+    settings: Any, session: ClassSession, make_user: Any, monkeypatch: Any
+) -> None:
+    settings.ACTIVITY_REDIS_URL = ""
+    settings.ACTIVITY_FLUSH_SECONDS = 0.02
+    activity.reset_client()
+    fresh = activity.DirectBuffer()
+    monkeypatch.setattr(activity, "buffer", fresh)
+    checks: list[int] = []
+    real = activity.close_old_connections
+    monkeypatch.setattr(activity, "close_old_connections", lambda: checks.append(1) or real())
+    join(session, make_user, 1)  # starts the flusher, which stores this one event
+    assert wait_for_rows(session, 1, timeout=5) == 1
+    busy = len(checks)
+    time.sleep(0.3)  # some fifteen idle rounds: checking a connection would open one
+    assert busy >= 1 and len(checks) == busy
