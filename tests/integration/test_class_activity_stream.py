@@ -195,14 +195,20 @@ def test_with_redis_down_events_are_written_directly(
         activity.reset_client()
 
 
-def test_the_direct_flusher_goes_on_after_a_failure_of_its_own(
-    settings: Any, session: ClassSession, make_user: Any, monkeypatch: Any
-) -> None:
+@pytest.fixture
+def direct_flusher(settings: Any, monkeypatch: Any) -> activity.DirectBuffer:
+    """A fresh direct buffer (no Redis) whose flusher runs every 20 ms."""
     settings.ACTIVITY_REDIS_URL = ""
-    settings.ACTIVITY_FLUSH_SECONDS = 0.05
+    settings.ACTIVITY_FLUSH_SECONDS = 0.02
     activity.reset_client()
     fresh = activity.DirectBuffer()
     monkeypatch.setattr(activity, "buffer", fresh)
+    return fresh
+
+
+def test_the_direct_flusher_goes_on_after_a_failure_of_its_own(
+    direct_flusher: activity.DirectBuffer, session: ClassSession, make_user: Any, monkeypatch: Any
+) -> None:
     failures = []
 
     def flaky() -> None:
@@ -213,23 +219,14 @@ def test_the_direct_flusher_goes_on_after_a_failure_of_its_own(
     monkeypatch.setattr(activity, "close_old_connections", flaky)
     join(session, make_user, 1)  # starts the flusher; its first round fails, no event follows
     count = wait_for_rows(session, 1, timeout=5)
-    assert failures and count == 1 and fresh.pending() == 0
-    assert fresh._thread is not None and fresh._thread.is_alive()
+    assert failures and count == 1 and direct_flusher.pending() == 0
+    assert direct_flusher._thread is not None and direct_flusher._thread.is_alive()
     activity.flush()
 
 
-def test_redis_reachable_for_these_tests() -> None:
-    assert redis.Redis.from_url(REDIS_URL).ping()
-
-
 def test_an_idle_direct_flusher_leaves_the_database_alone(
-    settings: Any, session: ClassSession, make_user: Any, monkeypatch: Any
+    direct_flusher: activity.DirectBuffer, session: ClassSession, make_user: Any, monkeypatch: Any
 ) -> None:
-    settings.ACTIVITY_REDIS_URL = ""
-    settings.ACTIVITY_FLUSH_SECONDS = 0.02
-    activity.reset_client()
-    fresh = activity.DirectBuffer()
-    monkeypatch.setattr(activity, "buffer", fresh)
     checks: list[int] = []
     real = activity.close_old_connections
     monkeypatch.setattr(activity, "close_old_connections", lambda: checks.append(1) or real())
@@ -238,3 +235,7 @@ def test_an_idle_direct_flusher_leaves_the_database_alone(
     busy = len(checks)
     time.sleep(0.3)  # some fifteen idle rounds: checking a connection would open one
     assert busy >= 1 and len(checks) == busy
+
+
+def test_redis_reachable_for_these_tests() -> None:
+    assert redis.Redis.from_url(REDIS_URL).ping()
