@@ -26,6 +26,9 @@ from redis import asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
 READER_BACKOFF_CAP = 2.0  # seconds between a failing reader's attempts, at most
+# How long a channel that received counts as this process's (a busy consumer between two
+# receive() calls) when Redis restarts: its next receive() fails too.
+SEEN_FOR = 60.0
 logger = logging.getLogger(__name__)
 
 
@@ -190,8 +193,10 @@ class PooledRedisChannelLayer(RedisChannelLayer):
       again; the pages wait with it). A Redis *restart* (its `run_id` changed) may have
       emptied the group memberships, so then every waiting `receive()` fails, as
       channels-redis's own receive would: the socket closes, and the page reconnects,
-      re-joins its groups and catches up (reliability case F3). The reader ends with it;
-      the next `receive()` starts one.
+      re-joins its groups and catches up (reliability case F3). So does the next
+      `receive()` of a channel that was busy in a handler at that moment (it received in
+      the last `SEEN_FOR` s): otherwise that page stayed open and deaf. The reader ends
+      with it; the next `receive()` starts one.
 
     The project's settings turn the reader on (CHANNEL_LAYER_READER=shared, the default;
     "per-receive" gives channels-redis's own receive); see docs/scaling.md for what it saves.
@@ -213,6 +218,11 @@ class PooledRedisChannelLayer(RedisChannelLayer):
         # many consumers are waiting in `receive()` for a message behind it.
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._waiting: dict[str, int] = {}
+        # Channels that received lately (when), and those a Redis restart failed that were
+        # not waiting then (their next receive() raises the error).
+        self._seen: dict[str, float] = {}
+        self._failed: dict[str, tuple[float, Exception]] = {}
+        self._pruned_at = time.monotonic()
 
     def create_pool(self, index: int) -> aioredis.ConnectionPool:
         return blocking_pool(
@@ -249,6 +259,10 @@ class PooledRedisChannelLayer(RedisChannelLayer):
         assert self.require_valid_channel_name(channel)
         real = self.non_local_name(channel)
         assert real.endswith(self.client_prefix + "!"), "Wrong client prefix"
+        failed = self._failed.pop(channel, None)
+        if failed is not None:
+            raise failed[1]
+        self._note_seen(channel)
         queue = self.receive_buffer[channel]
         if not queue.empty():
             message = queue.get_nowait()
@@ -269,7 +283,29 @@ class PooledRedisChannelLayer(RedisChannelLayer):
             self.receive_buffer.pop(channel, None)
         if isinstance(message, _ReaderFailedError):
             raise message.error
+        self._note_seen(channel)  # from now on busy with this message, until it receives again
         return cast(dict[str, Any], message)
+
+    def _note_seen(self, channel: str) -> None:
+        now = time.monotonic()
+        self._seen[channel] = now
+        if now - self._pruned_at > SEEN_FOR / 2:  # ended consumers' channels leave
+            self._pruned_at = now
+            cutoff = now - SEEN_FOR
+            self._seen = {name: at for name, at in self._seen.items() if at >= cutoff}
+            self._failed = {n: f for n, f in self._failed.items() if f[0] >= cutoff}
+
+    def _fail_channels_of(self, real: str, error: Exception) -> None:
+        """Redis restarted: every channel of this process behind `real` must re-join."""
+        now = time.monotonic()
+        for name, queue in list(self.receive_buffer.items()):
+            if name.startswith(real):
+                queue.put_nowait(_ReaderFailedError(error))
+        for name, at in list(self._seen.items()):
+            if name.startswith(real) and name not in self.receive_buffer and now - at < SEEN_FOR:
+                self._failed[name] = (now, error)
+            if name.startswith(real):
+                del self._seen[name]
 
     def _ensure_reader(self, real: str) -> None:
         loop = asyncio.get_running_loop()
@@ -310,11 +346,9 @@ class PooledRedisChannelLayer(RedisChannelLayer):
                 now = await self._run_id(index)
                 if now is not None and started is not None and now != started:
                     # Redis restarted: whatever it held (group memberships) may be gone.
-                    # Every consumer waiting behind this reader gets the error, so its
-                    # socket closes and the page reconnects and re-joins.
-                    for name, queue in list(self.receive_buffer.items()):
-                        if name.startswith(real):
-                            queue.put_nowait(_ReaderFailedError(exc))
+                    # Every consumer behind this reader gets the error, so its socket
+                    # closes and the page reconnects and re-joins.
+                    self._fail_channels_of(real, exc)
                     break
                 started = started or now
                 continue

@@ -288,3 +288,34 @@ async def test_a_redis_restart_fails_the_waiting_receives(
     await asyncio.wait_for(reader, 5)
     assert not layer._readers
     await layer.flush()
+
+
+@pytest.mark.asyncio
+async def test_a_redis_restart_fails_the_next_receive_of_a_page_busy_at_that_moment(
+    configured_layer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page busy in a handler when Redis restarted is not waiting in receive(): without
+    # this it came back to a working reader with its group memberships gone, open and deaf
+    # (reliability case F3 under load: the reply's final frame never reached it).
+    layer = configured_layer(CHANNEL_LAYER_READER="shared")
+    name = f"practalk-test-{uuid.uuid4().hex[:8]}"
+    layer.hosts = [{**host, "client_name": name} for host in layer.hosts]
+    busy, idle = await layer.new_channel(), await layer.new_channel()
+    waiting = asyncio.create_task(layer.receive(idle))
+    await layer.send(busy, {"type": "frame", "n": 1})
+    assert (await asyncio.wait_for(layer.receive(busy), 5))["n"] == 1  # now in its handler
+    reader = next(iter(layer._readers.values()))
+
+    async def another_server(index: int) -> str:
+        return "a-new-run-id"
+
+    monkeypatch.setattr(layer, "_run_id", another_server)
+    assert _kill_clients(name) >= 1
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await asyncio.wait_for(waiting, 10)
+    await asyncio.wait_for(reader, 5)
+    # Back from its handler, the busy page learns it too (once), instead of waiting deaf.
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await asyncio.wait_for(layer.receive(busy), 5)
+    assert busy not in layer._failed
+    await layer.flush()
