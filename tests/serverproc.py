@@ -22,6 +22,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TWO_PROCESS_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
+def database_env() -> dict[str, str]:
+    """What a server subprocess needs to use this test run's database (SQLite or PostgreSQL)."""
+    from django.db import connection
+
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "postgresql":
+        # The suite run against PostgreSQL (DATABASE_URL set): its test database, not a file.
+        return {"DATABASE_URL": f"{os.environ['DATABASE_URL'].rsplit('/', 1)[0]}/{name}"}
+    return {"SQLITE_PATH": name}
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

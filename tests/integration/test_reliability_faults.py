@@ -51,7 +51,7 @@ from tests.reliability_report import (
     session_cookie,
     stored_messages,
 )
-from tests.serverproc import DaphneServer, free_port
+from tests.serverproc import DaphneServer, database_env, free_port
 
 pytest_plugins = ["tests.reliability_report"]
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -247,7 +247,7 @@ async def test_f2_model_api_fails(
 def server_env(fake: Any, **extra: str) -> dict[str, str]:
     """Environment of a daphne subprocess on this test database and the fake model."""
     env = {
-        "SQLITE_PATH": str(connection.settings_dict["NAME"]),
+        **database_env(),
         "OPENAI_BASE_URL": fake.base_url,
         "OPENAI_API_KEY": "test-key",
         "AI_TIMEOUT_SECONDS": "5",
@@ -257,10 +257,6 @@ def server_env(fake: Any, **extra: str) -> dict[str, str]:
         "MESSAGES_PER_10S": "30",
         "LOG_LEVEL": "WARNING",
     }
-    if connection.vendor == "postgresql":
-        # Run against PostgreSQL (DATABASE_URL set): the server uses this test database too.
-        url = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
-        env["DATABASE_URL"] = f"{url}/{connection.settings_dict['NAME']}"
     env.update(extra)
     return env
 

@@ -21,7 +21,6 @@ import pytest_asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
@@ -49,7 +48,7 @@ from tests.reliability_report import (
     session_cookie,
     stored_messages,
 )
-from tests.serverproc import DaphneServer
+from tests.serverproc import DaphneServer, database_env
 
 pytest_plugins = ["tests.reliability_report"]
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -188,9 +187,8 @@ async def test_h1_handshakes(
 def daphne(django_db_setup: Any, django_db_blocker: Any, fake_openai: Any) -> Any:
     """The real server (daphne subprocess) on the test database."""
     with django_db_blocker.unblock():
-        name = str(connection.settings_dict["NAME"])
-    env = {
-        "SQLITE_PATH": name,
+        env = database_env()
+    env |= {
         "OPENAI_BASE_URL": fake_openai.base_url,
         "OPENAI_API_KEY": "test-key",
         "AI_DAILY_LIMIT": "50",

@@ -23,7 +23,6 @@ from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.sessions.models import Session
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -46,7 +45,7 @@ from tests.reliability_report import (
     session_cookie,
     stored_messages,
 )
-from tests.serverproc import DaphneServer
+from tests.serverproc import DaphneServer, database_env
 
 pytest_plugins = ["tests.reliability_report"]
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -428,9 +427,8 @@ async def test_h7f_a_crashing_handler_still_cleans_up(
 
 
 def _server_env(ai: Any, **extra: str) -> dict[str, str]:
-    name = str(connection.settings_dict["NAME"])
     return {
-        "SQLITE_PATH": name,
+        **database_env(),
         "OPENAI_BASE_URL": ai.base_url,
         "OPENAI_API_KEY": "test-key",
         "AI_DAILY_LIMIT": "1000",
