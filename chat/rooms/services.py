@@ -104,8 +104,9 @@ def room_leave(*, user: User, room: Conversation) -> bool:
 def room_remove_member(*, room: Conversation, user_id: int) -> bool:
     """The owner removes someone; their open pages on the room are closed.
 
-    From a public room (which anyone may join) removal is a ban, or they could simply
-    rejoin; from a private one the owner makes a new invite link to keep them out.
+    Removal is a ban, from any room: a public room anyone may join, and a private room's
+    invite link still works for everyone else who has it (a new link would shut them out
+    too). The owner can lift it.
     """
     if user_id == room.owner_id:
         return False
@@ -115,8 +116,7 @@ def room_remove_member(*, room: Conversation, user_id: int) -> bool:
     if membership is None:
         return False
     membership.delete()
-    if room.is_public:
-        RoomBan.objects.get_or_create(room=room, user_id=user_id)
+    RoomBan.objects.get_or_create(room=room, user_id=user_id)
     _notice(room, _("%(name)s was removed from the room.") % {"name": membership.user.display_name})
     _end_access(room, user_id)
     return True

@@ -1,4 +1,4 @@
-"""Removing someone from a public room keeps them out until the owner lets them back in."""
+"""Removing someone from a room keeps them out until the owner lets them back in."""
 
 from __future__ import annotations
 
@@ -74,3 +74,25 @@ def test_the_header_counts_unread_messages_across_rooms(owner, guest, public_roo
         message_create(conversation=public_room, author=owner, content=text)
 
     assert selectors.unread_total(guest) == 2
+
+
+def test_a_removed_member_cannot_rejoin_a_private_room_through_its_invite_link(
+    client, owner, guest, make_user
+):
+    room = rooms.room_create(owner=owner, name="Interview club", is_public=False)
+    rooms.room_join(user=guest, room=room)
+    rooms.room_remove_member(room=room, user_id=guest.pk)
+    client.force_login(guest)
+
+    response = client.post(reverse("room-invite", args=[room.invite_code]), follow=True)
+
+    assert "removed you from this room" in response.content.decode()
+    assert not Membership.objects.filter(conversation=room, user=guest).exists()
+    # Everyone else still joins through the same link; the owner can let them back in.
+    other = make_user()
+    client.force_login(other)
+    client.post(reverse("room-invite", args=[room.invite_code]))
+    assert Membership.objects.filter(conversation=room, user=other).exists()
+    rooms.room_lift_ban(room=room, user_id=guest.pk)
+    rooms.room_join(user=guest, room=room)
+    assert Membership.objects.filter(conversation=room, user=guest).exists()
