@@ -50,7 +50,9 @@ class ReplyJob:
     request: ReplyRequest
     # Frames the reply sends before its first token: the exchange's messages, in order.
     opening: list[Message] = field(default_factory=list)
-    quota_html: str = ""  # the sender's quota after this reply was reserved
+    # The sender's quota after this reply was reserved, (left, daily limit): its frame is
+    # rendered with the opening frames, once the model request is on the wire.
+    quota_left: tuple[int, int] | None = None
     title_html: str = ""  # the conversation's new name, when this answer gave it one
     # That name (the first answer's, shortened): a model, once the reply is complete, is
     # asked for a better one, which replaces it unless the learner renamed it meanwhile.
@@ -140,9 +142,6 @@ async def abandon_exchange(exchange: replies.Exchange) -> None:
 
 
 async def _start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
-    quota_html = ""
-    if exchange.reply is not None or exchange.quota_refused:
-        quota_html = frames.quota(exchange.remaining, exchange.limit, quota.reset_at())
     opening = [m for m in (exchange.user_message, exchange.reply) if m is not None]
     # The first answer named the conversation: every open page (and its tab) shows it.
     title_html = frames.conversation_title(exchange.retitled) if exchange.retitled else ""
@@ -154,7 +153,7 @@ async def _start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
                 usage_id=exchange.usage_id,
                 request=exchange.request,
                 opening=opening,
-                quota_html=quota_html,
+                quota_left=(exchange.remaining, exchange.limit),
                 feedback_id=exchange.feedback_id,
                 title_html=title_html,
                 auto_title=exchange.retitled,
@@ -172,8 +171,9 @@ async def _start_exchange(exchange: replies.Exchange, *, user_id: int) -> None:
         await events.publish(
             events.conv_group(exchange.user_message.conversation_id), events.frame(title_html)
         )
-    if quota_html:
-        await events.publish(events.user_group(user_id), events.frame(quota_html))
+    if exchange.reply is not None or exchange.quota_refused:
+        html = frames.quota(exchange.remaining, exchange.limit, quota.reset_at())
+        await events.publish(events.user_group(user_id), events.frame(html))
 
 
 def stop_local(message_id: Any) -> bool:
@@ -304,8 +304,9 @@ async def _publish_opening(job: ReplyJob) -> None:
     for message in job.opening:
         html = frames.message_appended(message)
         await events.publish_safely(group, events.frame(html, seq=message.seq))
-    if job.quota_html:
-        await events.publish_safely(events.user_group(job.user_id), events.frame(job.quota_html))
+    if job.quota_left is not None:
+        html = frames.quota(*job.quota_left, quota.reset_at())
+        await events.publish_safely(events.user_group(job.user_id), events.frame(html))
     if job.title_html:
         await events.publish_safely(group, events.frame(job.title_html))
 

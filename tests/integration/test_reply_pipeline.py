@@ -15,7 +15,7 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat import events
+from chat import events, frames
 from chat.coach import providers, quota, replies, tasks
 from chat.models import AIUsage, Message
 from chat.practice import services as practice_services
@@ -238,7 +238,7 @@ async def test_a_crash_between_the_reserve_and_the_model_request_refunds(
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(tasks.frames, "quota", broken)
+    monkeypatch.setattr(tasks, "start_reply", broken)
     async with Listener(conversation.pk) as page:
         with pytest.raises(ZeroDivisionError):
             await tasks.start_exchange(exchange, user_id=learner.pk)
@@ -337,3 +337,70 @@ async def test_time_to_first_token_counts_the_models_own_delay(model, learner, c
     reply = await ended(await start(learner, conversation))
 
     assert 200 <= reply.metadata["ttft_ms"] < (time.monotonic() - started) * 1000
+
+
+async def test_the_model_request_goes_out_before_any_frame_is_rendered(
+    model, learner, conversation, monkeypatch
+):
+    # Ask the model first: the answer, the empty reply and the quota badge are rendered while
+    # the request is in flight. Before, the badge was rendered ahead of it (~1 ms of the
+    # send → model request path).
+    import httpx2
+
+    order: list[str] = []
+    real_send = httpx2.AsyncClient.send
+
+    async def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        order.append("request")
+        return await real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(httpx2.AsyncClient, "send", send)
+
+    def recording(name: str) -> Any:
+        real = getattr(frames, name)
+
+        def rendered(*args: Any) -> Any:
+            order.append(name)
+            return real(*args)
+
+        return rendered
+
+    for name in ("message_appended", "quota"):
+        monkeypatch.setattr(frames, name, recording(name))
+    exchange = await database_sync_to_async(replies.exchange_start)(
+        user=learner, conversation=conversation, text="My answer.", ask_ai=True, require_ai=True
+    )
+
+    await tasks.start_exchange(exchange, user_id=learner.pk)
+    reply = await ended(tasks.JOBS[str(exchange.reply.pk)])
+
+    assert reply.status == "complete"
+    assert order[0] == "request", order
+    assert order.count("message_appended") >= 2 and "quota" in order
+
+
+async def test_a_crash_rendering_the_opening_frames_ends_the_reply_failed_and_refunded(
+    model, learner, conversation, monkeypatch
+):
+    # The opening frames are rendered with the model request already on the wire: a bug
+    # there ends the reply like any crash in the pipeline (failed, explained, refunded).
+    model.script = Script(tokens=200, delay=0.01)
+    exchange = await database_sync_to_async(replies.exchange_start)(
+        user=learner, conversation=conversation, text="My answer.", ask_ai=True, require_ai=True
+    )
+
+    def broken(*args: Any) -> str:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(frames, "quota", broken)
+    async with Listener(conversation.pk) as page:
+        await tasks.start_exchange(exchange, user_id=learner.pk)
+        final = await page.until("final")
+
+    job = tasks.JOBS.get(str(exchange.reply.pk))
+    if job is not None and job.task is not None:
+        await asyncio.wait_for(asyncio.shield(job.task), timeout=5)
+    reply = await database_sync_to_async(Message.objects.get)(pk=exchange.reply.pk)
+    assert (reply.status, reply.metadata["error"]) == ("failed", "unknown")
+    assert 'data-status="failed"' in final["html"]
+    assert await database_sync_to_async(quota.remaining)(learner) == 20
