@@ -142,6 +142,12 @@ def test_a_coach_runs_a_class_that_two_learners_follow(browser: Browser, server,
     for page in (a, b):
         state(page, "paused")
     a.screenshot(path=str(SHOTS / "class-learner-paused-phone.png"), full_page=True)
+    # On a phone the help note takes its own row, so its whole hint shows (it was cut off).
+    note, form = (
+        a.get_by_test_id("hand-note").bounding_box(),
+        a.locator(".raise-form").bounding_box(),
+    )
+    assert note is not None and form is not None and note["width"] >= 0.95 * form["width"]
     coach.get_by_test_id("resume-session").click()
     for page in (a, b):
         state(page, "running")
