@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -14,7 +17,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     Value,
     When,
 )
@@ -98,12 +100,43 @@ def unread_total(user: User) -> int:
     The same count as `rooms_for`'s `unread` summed over the rooms the user is in (a room
     open in one of their pages has nothing unread), without that list's member counts and
     ordering: this runs on every page, and a learner in 200 rooms paid for the whole list.
+    Written as SQL: through the ORM, building the statement (the Exists, the Greatest, the
+    aggregate) cost about 2 ms of Python on every page, five times running it (0.4 ms).
     """
-    total = (
-        Membership.objects.filter(user=user, conversation__kind=Conversation.Kind.ROOM)
-        .exclude(_open_in_a_page(user, OuterRef("conversation_id")))
-        .aggregate(total=Sum(Greatest(F("conversation__last_seq") - F("last_read_seq"), Value(0))))[
-            "total"
-        ]
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _unread_sql(),
+            [
+                user.pk,
+                Conversation.Kind.ROOM.value,
+                user.pk,
+                connection.ops.adapt_datetimefield_value(cutoff),
+            ],
+        )
+        row = cursor.fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+@functools.cache
+def _unread_sql() -> str:
+    membership, conversation = Membership._meta, Conversation._meta
+    socket = Connection._meta
+
+    def column(meta: Any, name: str) -> str:
+        return connection.ops.quote_name(meta.get_field(name).column)
+
+    m_conversation, m_user = column(membership, "conversation"), column(membership, "user")
+    s_conversation, s_user = column(socket, "conversation"), column(socket, "user")
+    last_seq, read_seq = column(conversation, "last_seq"), column(membership, "last_read_seq")
+    unread = f"c.{last_seq} - m.{read_seq}"
+    return (
+        f"SELECT SUM(CASE WHEN {unread} > 0 THEN {unread} ELSE 0 END)"
+        f" FROM {connection.ops.quote_name(membership.db_table)} m"
+        f" JOIN {connection.ops.quote_name(conversation.db_table)} c"
+        f" ON c.{column(conversation, 'id')} = m.{m_conversation}"
+        f" WHERE m.{m_user} = %s AND c.{column(conversation, 'kind')} = %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {connection.ops.quote_name(socket.db_table)} s"
+        f" WHERE s.{s_conversation} = m.{m_conversation} AND s.{s_user} = %s"
+        f" AND s.{column(socket, 'last_seen')} >= %s)"
     )
-    return int(total or 0)

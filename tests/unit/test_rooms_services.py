@@ -232,6 +232,27 @@ def test_header_unread_total_is_the_list_sum_in_one_query(
     assert room_selectors.unread_total(make_user()) == 0
 
 
+def test_a_page_gone_quiet_no_longer_hides_a_rooms_unread_messages(owner, guest, settings):
+    """A socket row not seen within the presence timeout is a page that went away."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from chat.models import Connection
+
+    room = rooms.room_create(owner=owner, name="Evening chat")
+    rooms.room_join(user=guest, room=room)
+    presence.connection_open(guest, room, "page-1")
+    conversations.message_create(conversation=room, author=owner, content="are you there?")
+    assert room_selectors.unread_total(guest) == 0  # open in a page: delivered there
+
+    gone = timezone.now() - dt.timedelta(seconds=settings.PRESENCE_TIMEOUT_SECONDS + 1)
+    Connection.objects.filter(channel_name="page-1").update(last_seen=gone)
+
+    assert room_selectors.unread_total(guest) == 1
+    assert room_selectors.rooms_for(guest).get(pk=room.pk).unread == 1
+
+
 def guest_practice(user):
     """A practice conversation of the user's (its messages are never unread)."""
     from chat.models import Conversation
