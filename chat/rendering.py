@@ -202,3 +202,36 @@ def render_plain(text: str) -> SafeString:
     if not text:
         return mark_safe("")
     return mark_safe(escape(normalize_newlines(text)).replace("\n", "<br>"))
+
+
+# Inline tokens whose text a reader sees (markup such as ** or [](…) is not among them).
+_WORDS = frozenset({"text", "code_inline"})
+_SPACES = frozenset({"softbreak", "hardbreak"})
+
+
+def plain_words(text: str, enough: int = 200) -> str:
+    """What a reader of rendered Markdown sees, as one line of words (for list snippets).
+
+    Parsed by the page's own Markdown parser, so "**Situation**" is "Situation", a link is
+    its text and a table its cells. Only whole paragraphs are parsed, until `enough`
+    characters are had: a snippet needs the start of a long reply, and an emphasis cannot
+    span two paragraphs, so none is cut in half.
+    """
+    taken: list[str] = []
+    length = 0
+    for block in normalize_newlines(text).split("\n\n"):
+        taken.append(block)
+        length += len(block)
+        if length >= enough:
+            break
+    words: list[str] = []
+    for token in _MD.parse("\n\n".join(taken)):
+        if token.type != "inline":
+            continue
+        for child in token.children or ():
+            if child.type in _WORDS:
+                words.append(child.content)
+            elif child.type in _SPACES:
+                words.append(" ")
+        words.append(" ")
+    return " ".join("".join(words).split())

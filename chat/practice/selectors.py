@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import User
+from chat import rendering
 from chat.models import Conversation, Message, Persona
 
 
@@ -54,7 +55,11 @@ def practice_history(user: User, query: str = "", limit: int = 100) -> list[Day]
     days: list[Day] = []
     for conversation in qs[:limit]:
         # `last_text` is the queryset's annotation (django-stubs does not see those).
-        text = " ".join((cast(Any, conversation).last_text or "").split())
+        text = cast(Any, conversation).last_text or ""
+        # The coach writes Markdown: the row shows its words, not its ** and | marks.
+        if cast(Any, conversation).last_role == Message.Role.ASSISTANT:
+            text = rendering.plain_words(text, enough=SNIPPET_LENGTH * 2)
+        text = " ".join(text.split())
         if len(text) > SNIPPET_LENGTH:
             text = text[: SNIPPET_LENGTH - 1].rsplit(" ", 1)[0] + "…"
         conversation.snippet = text  # type: ignore[attr-defined]

@@ -93,6 +93,39 @@ def test_rows_carry_the_last_words_and_where_the_conversation_is(learner, person
     assert row.state == "finished"  # "Finished · report ready"
 
 
+def test_a_coach_reply_snippet_shows_its_words_not_its_markdown(learner, persona):
+    conversation = practice_services.practice_start(user=learner, persona=persona)
+    exchange = answer(learner, conversation, "I **really** led it.")
+    replies.reply_finish(
+        message_id=exchange.reply.pk,
+        content="Thanks. **Next time:** say [what changed](https://example.com) in `numbers`."
+        "\n\n| part | score |\n| --- | --- |\n| Result | 2 |",
+        status=Message.Status.COMPLETE,
+        metadata={},
+        usage_id=exchange.usage_id,
+    )
+
+    (row,) = selectors.practice_history(learner)[0].conversations
+
+    assert row.snippet.startswith("Thanks. Next time: say what changed in numbers. part score")
+    assert not any(mark in row.snippet for mark in ("**", "](", "`", "|"))
+
+
+def test_a_learners_own_words_stay_as_typed_in_the_snippet(learner, persona):
+    conversation = practice_services.practice_start(user=learner, persona=persona)
+    replies.exchange_start(  # stored without asking the coach: it is the last message
+        user=learner,
+        conversation=conversation,
+        text="I used *stars* on purpose.",
+        ask_ai=False,
+        require_ai=False,
+    )
+
+    (row,) = selectors.practice_history(learner)[0].conversations
+
+    assert row.snippet == "I used *stars* on purpose."
+
+
 def test_days_are_grouped_in_the_readers_zone(learner, persona):
     utc = dt.UTC
     # 02:00 UTC on 3 Dec is still 2 Dec in New York, already 3 Dec in Seoul.

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from django.utils.safestring import SafeString
 
-from chat.rendering import render_markdown, render_plain
+from chat.rendering import plain_words, render_markdown, render_plain
 
 ALLOWED_TAGS = {
     "p",
@@ -346,3 +346,17 @@ def test_render_plain_empty_is_empty_safe_string() -> None:
     html = render_plain("")
     assert isinstance(html, SafeString)
     assert html == ""
+
+
+def test_plain_words_are_what_a_reader_of_the_rendered_markdown_sees():
+    text = "# Your **answer**\n\n- one\n- two ~~three~~\n\n> quoted `code` and [a link](https://x.test)"
+
+    assert plain_words(text, enough=1000) == "Your answer one two three quoted code and a link"
+
+
+def test_plain_words_stop_after_enough_whole_paragraphs():
+    text = "\n\n".join(["**First** paragraph."] + [f"Paragraph {n}." for n in range(500)])
+
+    words = plain_words(text, enough=40)
+
+    assert words.startswith("First paragraph. Paragraph 0.") and "Paragraph 10." not in words
