@@ -28,15 +28,23 @@ def test_a_removed_member_cannot_rejoin_a_public_room(owner, guest, public_room)
     assert not Membership.objects.filter(conversation=public_room, user=guest).exists()
 
 
-def test_rejoining_through_the_page_is_refused_and_said(client, guest, public_room):
-    rooms.room_join(user=guest, room=public_room)
-    rooms.room_remove_member(room=public_room, user_id=guest.pk)
+@pytest.mark.parametrize("public", [True, False], ids=["public-join-button", "private-invite-link"])
+def test_rejoining_is_refused_and_said(client, owner, guest, public):
+    room = rooms.room_create(owner=owner, name="Interview club", is_public=public)
+    rooms.room_join(user=guest, room=room)
+    rooms.room_remove_member(room=room, user_id=guest.pk)
     client.force_login(guest)
+    # A public room's page has a Join button; a private room is joined by its invite link.
+    url = (
+        reverse("room-join", args=[room.pk])
+        if public
+        else reverse("room-invite", args=[room.invite_code])
+    )
 
-    response = client.post(reverse("room-join", args=[public_room.pk]), follow=True)
+    response = client.post(url, follow=True)
 
     assert "removed you from this room" in response.content.decode()
-    assert not Membership.objects.filter(conversation=public_room, user=guest).exists()
+    assert not Membership.objects.filter(conversation=room, user=guest).exists()
 
 
 def test_the_owner_lifts_a_ban_and_the_person_can_join_again(client, owner, guest, public_room):
@@ -76,22 +84,17 @@ def test_the_header_counts_unread_messages_across_rooms(owner, guest, public_roo
     assert selectors.unread_total(guest) == 2
 
 
-def test_a_removed_member_cannot_rejoin_a_private_room_through_its_invite_link(
+def test_a_private_rooms_link_still_lets_everyone_else_in_and_the_ban_can_be_lifted(
     client, owner, guest, make_user
 ):
     room = rooms.room_create(owner=owner, name="Interview club", is_public=False)
     rooms.room_join(user=guest, room=room)
     rooms.room_remove_member(room=room, user_id=guest.pk)
-    client.force_login(guest)
 
-    response = client.post(reverse("room-invite", args=[room.invite_code]), follow=True)
-
-    assert "removed you from this room" in response.content.decode()
-    assert not Membership.objects.filter(conversation=room, user=guest).exists()
-    # Everyone else still joins through the same link; the owner can let them back in.
     other = make_user()
     client.force_login(other)
     client.post(reverse("room-invite", args=[room.invite_code]))
+
     assert Membership.objects.filter(conversation=room, user=other).exists()
     rooms.room_lift_ban(room=room, user_id=guest.pk)
     rooms.room_join(user=guest, room=room)
