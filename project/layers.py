@@ -196,7 +196,9 @@ class PooledRedisChannelLayer(RedisChannelLayer):
       re-joins its groups and catches up (reliability case F3). So does the next
       `receive()` of a channel that was busy in a handler at that moment (it received in
       the last `SEEN_FOR` s): otherwise that page stayed open and deaf. The reader ends
-      with it; the next `receive()` starts one.
+      with it; the next `receive()` starts one. A restart is also noticed when the run id
+      could only be read after the pops worked again, and by a reader that starts on
+      another server than the process's last one (Redis restarted while none was reading).
 
     The project's settings turn the reader on (CHANNEL_LAYER_READER=shared, the default;
     "per-receive" gives channels-redis's own receive); see docs/scaling.md for what it saves.
@@ -223,6 +225,9 @@ class PooledRedisChannelLayer(RedisChannelLayer):
         self._seen: dict[str, float] = {}
         self._failed: dict[str, tuple[float, Exception]] = {}
         self._pruned_at = time.monotonic()
+        # The Redis server (run id) this process's readers last saw, per host: a reader that
+        # starts on another one knows Redis restarted while none was reading.
+        self._run_ids: dict[int, str] = {}
 
     def create_pool(self, index: int) -> aioredis.ConnectionPool:
         return blocking_pool(
@@ -328,7 +333,25 @@ class PooledRedisChannelLayer(RedisChannelLayer):
         channel_key = self.prefix + real
         failures = 0
         started = await self._run_id(index)  # which Redis server this reader began on
+        if self._restarted(index, started):
+            # Redis restarted while no reader of this process was reading (the last one had
+            # ended): the channels that were live here must re-join, as below.
+            self._fail_channels_of(real, redis_exceptions.ConnectionError("Redis restarted"))
+        unverified = False  # a pop failed and no run id has been read since
         while self._waiting.get(real):
+            if unverified:
+                # Read once things work again: a pop that succeeds right after a failure may
+                # be on a restarted server (it came back between two attempts).
+                now = await self._run_id(index)
+                if now is not None:
+                    unverified = False
+                    if started is not None and now != started:
+                        self._restarted(index, now)
+                        self._fail_channels_of(
+                            real, redis_exceptions.ConnectionError("Redis restarted")
+                        )
+                        break
+                    started = started or now
             await self.receive_clean_locks.acquire(channel_key)
             try:
                 content = await self._brpop_with_clean(
@@ -348,9 +371,11 @@ class PooledRedisChannelLayer(RedisChannelLayer):
                     # Redis restarted: whatever it held (group memberships) may be gone.
                     # Every consumer behind this reader gets the error, so its socket
                     # closes and the page reconnects and re-joins.
+                    self._restarted(index, now)
                     self._fail_channels_of(real, exc)
                     break
                 started = started or now
+                unverified = now is None
                 continue
             except BaseException:
                 self.receive_clean_locks.release(channel_key)
@@ -379,6 +404,14 @@ class PooledRedisChannelLayer(RedisChannelLayer):
                 self.receive_buffer[target].put_nowait(message)
         if self._readers.get(real) is asyncio.current_task():
             del self._readers[real]
+
+    def _restarted(self, index: int, run_id: str | None) -> bool:
+        """Note the server a reader is on; True when it is not the one seen before."""
+        if run_id is None:
+            return False
+        before = self._run_ids.get(index)
+        self._run_ids[index] = run_id
+        return before is not None and before != run_id
 
     async def _run_id(self, index: int) -> str | None:
         """The Redis server's run id (new after every restart); None while unreachable."""

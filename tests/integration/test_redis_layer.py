@@ -327,3 +327,58 @@ async def test_a_redis_restart_fails_the_next_receive_of_a_page_busy_at_that_mom
         await asyncio.wait_for(layer.receive(busy), 5)
     assert busy not in layer._failed
     await layer.flush()
+
+
+@pytest.mark.asyncio
+async def test_a_restart_seen_only_after_a_failed_read_of_the_run_id_still_fails_the_pages(
+    configured_layer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a failed pop the run id could not be read (Redis still down); the next pop then
+    # worked, on the restarted server. Before, nothing read the run id again: the pages
+    # stayed open and deaf (reliability case F3, once in a loaded CI run).
+    layer = configured_layer(CHANNEL_LAYER_READER="shared")
+    name = f"practalk-test-{uuid.uuid4().hex[:8]}"
+    layer.hosts = [{**host, "client_name": name} for host in layer.hosts]
+    channel = await layer.new_channel()
+    waiting = asyncio.create_task(layer.receive(channel))
+    await asyncio.sleep(0.2)  # the reader is in its blocking pop, on the first server
+    reader = next(iter(layer._readers.values()))
+    answers = iter([None])  # down at the first look, then the new server
+
+    async def flaky_then_new(index: int) -> str | None:
+        return next(answers, "a-new-run-id")
+
+    monkeypatch.setattr(layer, "_run_id", flaky_then_new)
+    assert _kill_clients(name) >= 1
+
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await asyncio.wait_for(waiting, 10)
+    await asyncio.wait_for(reader, 5)
+    await layer.flush()
+
+
+@pytest.mark.asyncio
+async def test_a_restart_while_no_reader_ran_fails_the_pages_seen_before_it(
+    configured_layer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every page of the process was busy, so the reader ended; Redis restarted meanwhile. The
+    # next reader starts on the new server and must not take it for the one before.
+    layer = configured_layer(CHANNEL_LAYER_READER="shared")
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "frame", "n": 1})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 1
+    real = next(iter(layer._readers))
+    layer._stop_reader(real)  # as if it had ended at an idle pop
+
+    async def another_server(index: int) -> str:
+        return "a-new-run-id"
+
+    monkeypatch.setattr(layer, "_run_id", another_server)
+
+    with pytest.raises(redis.exceptions.ConnectionError):
+        await asyncio.wait_for(layer.receive(channel), 5)
+    # Once: the page re-joins on a new socket, and that one is not failed again.
+    fresh = await layer.new_channel()
+    await layer.send(fresh, {"type": "frame", "n": 2})
+    assert (await asyncio.wait_for(layer.receive(fresh), 5))["n"] == 2
+    await layer.flush()
