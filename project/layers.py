@@ -337,21 +337,23 @@ class PooledRedisChannelLayer(RedisChannelLayer):
             # Redis restarted while no reader of this process was reading (the last one had
             # ended): the channels that were live here must re-join, as below.
             self._fail_channels_of(real, redis_exceptions.ConnectionError("Redis restarted"))
-        unverified = False  # a pop failed and no run id has been read since
+        # Whether the server may have changed since `started` was read (a pop failed, or it
+        # could not be read): its run id is read before the next pop, once Redis answers.
+        unverified, error = started is None, None
         while self._waiting.get(real):
-            if unverified:
-                # Read once things work again: a pop that succeeds right after a failure may
-                # be on a restarted server (it came back between two attempts).
-                now = await self._run_id(index)
-                if now is not None:
-                    unverified = False
-                    if started is not None and now != started:
-                        self._restarted(index, now)
-                        self._fail_channels_of(
-                            real, redis_exceptions.ConnectionError("Redis restarted")
-                        )
-                        break
-                    started = started or now
+            if unverified and (now := await self._run_id(index)) is not None:
+                unverified = False
+                moved = self._restarted(index, now)  # from the process's last server
+                if moved or (started is not None and now != started):
+                    # Redis restarted: whatever it held (group memberships) may be gone.
+                    # Every consumer behind this reader gets the error, so its socket
+                    # closes and the page reconnects and re-joins. Read here, not only
+                    # right after a failure: the server may come back between two attempts.
+                    self._fail_channels_of(
+                        real, error or redis_exceptions.ConnectionError("Redis restarted")
+                    )
+                    break
+                started = now
             await self.receive_clean_locks.acquire(channel_key)
             try:
                 content = await self._brpop_with_clean(
@@ -366,16 +368,7 @@ class PooledRedisChannelLayer(RedisChannelLayer):
                     exc_info=not isinstance(exc, REDIS_TRANSIENT),
                 )  # fmt: skip
                 await asyncio.sleep(delay)
-                now = await self._run_id(index)
-                if now is not None and started is not None and now != started:
-                    # Redis restarted: whatever it held (group memberships) may be gone.
-                    # Every consumer behind this reader gets the error, so its socket
-                    # closes and the page reconnects and re-joins.
-                    self._restarted(index, now)
-                    self._fail_channels_of(real, exc)
-                    break
-                started = started or now
-                unverified = now is None
+                unverified, error = True, exc
                 continue
             except BaseException:
                 self.receive_clean_locks.release(channel_key)
