@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone, translation
 
 from chat.coach.analysis import analyse
@@ -25,20 +25,45 @@ def spoken_seconds(message: Message) -> float | None:
     return None
 
 
-def _asked_before(message: Message) -> str | None:
-    """The coach's last message before the answer: the question it answers."""
-    asked = (
-        Message.objects.filter(
-            conversation_id=message.conversation_id,
-            role=Message.Role.ASSISTANT,
-            kind=Message.Kind.TEXT,
-            seq__lt=message.seq,
-        )
-        .order_by("-seq")
-        .values_list("content", flat=True)
-        .first()
+def _question_and_answered(message: Message, *, count: bool) -> tuple[str | None, int]:
+    """(the coach's last message before the answer, feedback of the answers on screen).
+
+    The first is the question the answer answers; the second (only with `count`, else 0)
+    numbers an interview's questions. One written-out statement: building the two
+    querysets took longer than running them, on the path of every practice reply.
+    """
+    connection = connections[Message.objects.db]
+    quote = connection.ops.quote_name
+    messages, feedback = quote(Message._meta.db_table), quote(Feedback._meta.db_table)
+    column = Message._meta.get_field("conversation").column
+    on_message = quote(Feedback._meta.get_field("message").column)
+    of_conversation = quote(Feedback._meta.get_field("conversation").column)
+    conversation_id = Message._meta.get_field("conversation").get_db_prep_value(
+        message.conversation_id, connection
     )
-    return asked or None
+    answered = (
+        f"(SELECT COUNT(*) FROM {feedback} f JOIN {messages} m ON m.{quote('id')} = f.{on_message} "
+        f"WHERE f.{of_conversation} = %s AND m.{quote('is_shown')} = %s)"
+        if count
+        else "0"
+    )
+    sql = (
+        f"SELECT (SELECT {quote('content')} FROM {messages} WHERE {quote(column)} = %s "
+        f"AND {quote('role')} = %s AND {quote('kind')} = %s AND {quote('seq')} < %s "
+        f"ORDER BY {quote('seq')} DESC LIMIT 1), {answered}"
+    )
+    params: list[Any] = [
+        conversation_id,
+        Message.Role.ASSISTANT,
+        Message.Kind.TEXT,
+        message.seq,
+    ]
+    if count:
+        params += [conversation_id, True]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        asked, number = cursor.fetchone()
+    return (str(asked) if asked else None), int(number or 0)
 
 
 def _category(conversation: Conversation) -> str:
@@ -49,17 +74,15 @@ def _category(conversation: Conversation) -> str:
 def feedback_record(*, message: Message, conversation: Conversation) -> Feedback:
     """Analyse a learner's answer and store it (a few milliseconds; costs no quota)."""
     category = _category(conversation)
-    question = _asked_before(message)
+    persona = conversation.persona
+    numbered = category == "interview" and persona is not None and bool(persona.question_bank)
+    question, answered = _question_and_answered(message, count=numbered)
     analysis = analyse(
         message.content, question, category=category, duration_seconds=spoken_seconds(message)
     )
     number = total = None
-    persona = conversation.persona
-    if category == "interview" and persona is not None and persona.question_bank:
+    if numbered and persona is not None:
         total = len(persona.question_bank)
-        answered = Feedback.objects.filter(
-            conversation=conversation, message__is_shown=True
-        ).count()
         number = min(total, answered + 1)
     return Feedback.objects.create(
         message=message,

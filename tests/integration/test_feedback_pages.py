@@ -283,3 +283,20 @@ def test_switching_versions_keeps_what_was_said_on_each_path(client, learner, co
     practice_services.version_show(conversation=conversation, message_id=first.pk)
     assert [WEAK, later.content] == [c for c in shown(conversation) if c in (WEAK, later.content)]
     assert STRONG not in shown(conversation)
+
+
+def test_an_interviews_answers_are_numbered_by_the_answers_on_screen_and_know_their_question(
+    learner, conversation
+):
+    total = len(conversation.persona.question_bank)
+    first = answer(learner, conversation, WEAK)
+    opening = Message.objects.filter(conversation=conversation, seq__lt=first.seq)
+    asked = opening.filter(role=Message.Role.ASSISTANT).order_by("-seq").first()
+    assert first.feedback.question_number == 1 and first.feedback.question_total == total
+    assert first.feedback.question == asked.content  # the coach's opening question
+    second = answer(learner, conversation, STRONG)
+    assert second.feedback.question_number == 2
+    assert second.feedback.question == "Thanks. Next question?"  # the reply before it
+    # Answering the second again hides it: the new version is still question 2, not 3.
+    again_second = again(learner, conversation, second, STRONG + " It saved us a day a week.")
+    assert Feedback.objects.get(message=again_second.user_message).question_number == 2
