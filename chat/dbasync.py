@@ -21,6 +21,8 @@ A pool thread keeps its connection for `DB_THREAD_CONN_MAX_AGE` seconds even whe
 and go under ASGI): the pool's threads live as long as the process and are bounded, so
 their connections are too, and a connect per socket event (~5-10 ms, most of a send's hop
 on PostgreSQL) is saved. Health checks and `close_if_unusable_or_obsolete` still apply.
+With Django's connection pool (PostgreSQL's default here, `DB_POOL`) a thread gives its
+connection back after each call instead: the pool keeps it open.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def _keep_connections() -> None:
         if raw is None or seen.get(connection.alias) is raw:
             continue
         seen[connection.alias] = raw
-        if connection.settings_dict.get("CONN_MAX_AGE") == 0:
+        pooled_by_django = bool(connection.settings_dict.get("OPTIONS", {}).get("pool"))
+        if connection.settings_dict.get("CONN_MAX_AGE") == 0 and not pooled_by_django:
             connection.close_at = time.monotonic() + age
 
 

@@ -143,12 +143,35 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL")
+# Threads that run the sockets' database calls (chat/dbasync.py): independent pages no longer
+# queue on one sync thread. Each keeps its own connection (PostgreSQL: a process opens up to
+# this many more; see docs/scaling.md). 1: every call on the one thread-sensitive thread.
+DB_THREADS = max(1, env_int("DB_THREADS", 4))
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0), conn_health_checks=True
         )
     }
+    # PostgreSQL: Django's connection pool (psycopg_pool), one per process. Under ASGI every
+    # HTTP request runs on a thread of its own, so without it each request connects anew
+    # (2.5 ms on loopback, more across a network). At most DB_POOL_MAX_SIZE connections per
+    # process: the database pool's threads and the requests in flight share them, and a
+    # request waits up to DB_POOL_TIMEOUT seconds for one. DB_POOL=0 turns it off (pgbouncer
+    # in session mode, or persistent connections with DB_CONN_MAX_AGE).
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool(
+        "DB_POOL", not DATABASES["default"].get("CONN_MAX_AGE")
+    ):
+        import psycopg_pool
+
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them instead
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": max(2, env_int("DB_POOL_MAX_SIZE", DB_THREADS + 8)),
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+            # A connection a server restart or a network cut left dead is not handed out.
+            "check": psycopg_pool.ConnectionPool.check_connection,
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -170,10 +193,6 @@ else:
             },
         }
     }
-# Threads that run the sockets' database calls (chat/dbasync.py): independent pages no longer
-# queue on one sync thread. Each keeps its own connection (PostgreSQL: a process opens up to
-# this many more; see docs/scaling.md). 1: every call on the one thread-sensitive thread.
-DB_THREADS = max(1, env_int("DB_THREADS", 4))
 # Seconds a database-pool thread keeps its connection where DB_CONN_MAX_AGE is 0 (the pool's
 # threads are few and long-lived; HTTP request threads still close theirs). 0: never kept.
 DB_THREAD_CONN_MAX_AGE = max(0, env_int("DB_THREAD_CONN_MAX_AGE", 60))

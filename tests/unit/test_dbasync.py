@@ -221,12 +221,62 @@ print(json.dumps({"first": len(set(first)), "renewed": later[0] not in first,
 def test_a_pool_thread_keeps_its_postgresql_connection_for_its_age(
     tmp_path, thread_age, at_most, at_least
 ):
-    # PostgreSQL's CONN_MAX_AGE is 0 here (HTTP requests connect per request); the pool's
-    # two threads keep theirs for DB_THREAD_CONN_MAX_AGE, so 12 calls use 2 connections, not 12.
+    # Without Django's connection pool (DB_POOL=0) CONN_MAX_AGE is 0 (HTTP requests connect
+    # per request); the pool's two threads keep theirs for DB_THREAD_CONN_MAX_AGE, so 12
+    # calls use 2 connections, not 12.
     report = run_on_postgres(
-        POSTGRES_PIDS, tmp_path, DB_THREADS="2", DB_THREAD_CONN_MAX_AGE=thread_age
+        POSTGRES_PIDS, tmp_path, DB_THREADS="2", DB_THREAD_CONN_MAX_AGE=thread_age, DB_POOL="0"
     )
     # At most one connection per pool thread while kept (which thread takes a call is the
     # executor's choice); a new one per call when not.
     assert at_least <= report["first"] <= at_most, report
     assert report["renewed"] and report["max_age"] == 0
+
+
+POSTGRES_REQUEST_THREADS = """
+from chat import dbasync
+
+pids = []
+
+def request():
+    # As an ASGI request does: a thread of its own, its connection closed when it ends.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.append(cursor.fetchone()[0])
+    connection.close()
+
+for _ in range(12):
+    thread = threading.Thread(target=request)
+    thread.start()
+    thread.join()
+
+def socket_call():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+async def socket_calls():
+    return [await dbasync.db_async(socket_call)() for _ in range(12)]
+
+sockets = asyncio.run(socket_calls())
+dbasync.shutdown()
+print(json.dumps({"pool": bool(connection.settings_dict["OPTIONS"].get("pool")),
+                  "requests": len(set(pids)), "sockets": len(set(sockets)),
+                  "max_age": connection.settings_dict["CONN_MAX_AGE"]}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "pool", "at_most"), [({}, True, 2), ({"DB_POOL": "0"}, False, 12)], ids=["pool", "off"]
+)
+def test_requests_on_threads_of_their_own_share_the_pools_postgresql_connections(
+    tmp_path, env, pool, at_most
+):
+    # Under ASGI every HTTP request runs on a new thread. With Django's pool (PostgreSQL's
+    # default here) twelve of them one after another reuse its open connections instead of
+    # connecting twelve times; the socket pool's threads take theirs from it too.
+    report = run_on_postgres(POSTGRES_REQUEST_THREADS, tmp_path, DB_THREADS="2", **env)
+    assert report["pool"] is pool and report["max_age"] == 0, report
+    assert report["requests"] <= at_most and report["sockets"] <= 2, report
+    if not pool:
+        assert report["requests"] == 12  # a connect per request
