@@ -331,7 +331,7 @@ def run_baseline(ctx: Ctx, sizes: Sizes, model_client: str) -> Outcome:
 def run(ctx: Ctx) -> None:
     report = ctx.report
     report.section = "1 stream"
-    sizes = Sizes(tokens=200, reps=1, sends=6) if ctx.quick else Sizes(2000, 3, 40)
+    sizes = Sizes(tokens=200, reps=1, sends=6) if ctx.quick else Sizes(2000, 3, 100)
     n = f"{sizes.tokens:,}"
     print(f"[1] stream: baseline, then the app (flush 40 ms and per token), {n} tokens", flush=True)
     raw = run_baseline(ctx, sizes, "raw")
