@@ -253,6 +253,7 @@
   document.addEventListener("htmx:oobAfterSwap", function (evt) {
     if (evt.target && evt.target.id === "conv-title") { followTitle(); }
     if (evt.target && evt.target.id === "composer-input") {
+      fitPlaceholder(evt.target);
       evt.target.focus();
       count(evt.target);
     }
@@ -310,6 +311,14 @@
       }
     }
   }, true);
+
+  // A touch screen has no Shift+Enter to tell of: the short hint fits a phone's box.
+  function fitPlaceholder(box) {
+    var touch = box && box.getAttribute("data-touch-placeholder");
+    if (touch && window.matchMedia && window.matchMedia("(pointer: coarse)").matches) {
+      box.setAttribute("placeholder", touch);
+    }
+  }
 
   // The composer's counter: what is left of the limit, once the text is long enough to care.
   function count(box) {
@@ -395,6 +404,7 @@
     localiseTimes(document);
     addCodeCopy(document);
     count(document.getElementById("composer-input"));
+    fitPlaceholder(document.getElementById("composer-input"));
     syncQuota();
     // An opened conversation is ready to type in (not on touch screens: no surprise keyboard).
     var box = document.getElementById("composer-input");

@@ -552,3 +552,29 @@ def test_a_removed_member_stays_out_until_the_owner_lets_them_back(open_page, se
     mina.get_by_test_id("join-room").click()
     wait_socket(mina)
     assert mina.url == room_url
+
+
+@pytest.mark.parametrize(
+    ("viewport", "hint"),
+    [
+        (PHONE, "Type your answer…"),
+        (DESKTOP, "Type your answer… (Enter sends, Shift+Enter for a new line)"),
+    ],
+    ids=["phone", "desktop"],
+)
+def test_the_composers_hint_fits_a_phone_and_names_the_keys_on_a_keyboard(
+    open_page, server, viewport, hint
+) -> None:
+    page = open_page(viewport=viewport)
+    signup(page, server.url)
+    start_practice(page, server.url)
+    box = page.get_by_test_id("composer-input")
+    expect(box).to_have_attribute("placeholder", hint)
+    # A send swaps in a fresh box (out of band): it keeps the hint that fits.
+    wait_socket(page)
+    send(page, "My first answer.")
+    expect(page.get_by_test_id("message").filter(has_text="My first answer.")).to_have_count(1)
+    expect(page.locator("[data-testid=message][data-role=assistant]")).to_have_count(2)
+    expect(last_reply(page)).to_have_attribute("data-status", "complete")
+    expect(box).to_have_value("")
+    expect(box).to_have_attribute("placeholder", hint)
