@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -125,11 +125,11 @@ class RenderedItems:
     """Message list items already rendered in this process, by everything that shapes them.
 
     A page of 50 messages spent half its time rendering the same partial again for every
-    view. The key is a digest of the partial's whole input (the values `message_context`
-    computes, the author's name, the language), so an entry can never be stale: a change
-    of any of them is a different key, and old entries fall out (oldest first) past
-    `size`. Items with a feedback card or versions are not kept (they read more than this),
-    nor a reply still growing.
+    view. The key is a digest of the partial's whole input (the message's fields it is
+    rendered from, the author's and coach's names, the language and the time zone), so an
+    entry can never be stale: a change of any of them is a different key, and old entries
+    fall out (oldest first) past `size`. Items with a feedback card or versions are not
+    kept (they read more than this), nor a reply still growing.
     """
 
     def __init__(self, size: int) -> None:
@@ -140,42 +140,54 @@ class RenderedItems:
         self.misses = 0
 
     @staticmethod
-    def key(context: dict[str, Any]) -> bytes | None:
-        """The digest of what the partial would be rendered from; None when not kept."""
-        if context["card"] or context["versions"] or context["oob"] or context["growing"]:
+    def key(message: Message) -> bytes | None:
+        """The digest of what the partial would be rendered from; None when not kept.
+
+        Taken from the message's own fields, not from `message_context`'s output: on a hit
+        nothing is computed (the body's escaping, the local time, the read-aloud URL were
+        most of a cached page's cost). Each input of the partial is here or decides it:
+        the text and the stored HTML with its renderer version (the body), the creation
+        time and the reader's zone (the times), role, kind and status (plain text, the
+        read-aloud link), the author's and the coach's names, the language.
+        """
+        if message.role == Message.Role.ASSISTANT and message.status == Message.Status.STREAMING:
             return None  # a growing reply changes with every token: not worth keeping
-        m = context["m"]
-        author = m.author.display_name if m.author_id and m.role == Message.Role.USER else ""
+        if message.parent_id or message.metadata.get("has_versions") or feedback_of(message):
+            return None  # a card or versions read more than this
+        author = (
+            message.author.display_name
+            if message.author_id and message.role == Message.Role.USER
+            else ""
+        )
+        created = message.created_at
         parts = (
             get_language() or "",
-            str(m.pk),
-            m.role,
-            m.kind,
-            m.status,
-            str(m.seq),
-            str(m.author_id or ""),
+            timezone.get_current_timezone_name(),
+            get_script_prefix(),  # in the read-aloud link
+            str(message.pk),
+            message.role,
+            message.kind,
+            message.status,
+            str(message.seq),
+            str(message.author_id or ""),
             author,
-            context["body"],
-            context["blocks"],
-            str(context["plain"]),
-            context["coach_name"],
-            context["created_iso"],
-            context["created_hm"],
-            context["speech_url"],
-            bool(m.content) and "1" or "",
+            coach_name(message) if message.role == Message.Role.ASSISTANT else "",
+            created.isoformat() if created is not None else "",
+            f"{message.html_version}/{RENDERER_VERSION}",
+            message.html if message.role == Message.Role.ASSISTANT else "",
+            message.content,
         )
         return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=20).digest()
 
     def html(self, message: Message) -> SafeString:
         """The message's list item, rendered once per distinct input."""
-        context = message_context(message)
-        key = self.key(context) if self.size else None
+        key = self.key(message) if self.size else None
         if key is not None:
             found = self.items.get(key)
             if found is not None:
                 self.hits += 1
                 return found
-        html = mark_safe(render_to_string(MESSAGE_TEMPLATE, context))  # noqa: S308
+        html = mark_safe(render_to_string(MESSAGE_TEMPLATE, message_context(message)))  # noqa: S308
         if key is not None:
             with self.lock:
                 self.misses += 1

@@ -108,3 +108,39 @@ def test_size_zero_keeps_nothing(room_messages):
     for m in room_messages():
         assert off.html(m) == frames.render_message(m)
     assert off.items == {}
+
+
+def test_a_re_rendered_reply_or_a_renamed_coach_is_a_new_item(items, make_user, persona):
+    from chat.practice import services
+
+    learner = make_user()
+    conv = services.practice_start(user=learner, persona=persona)
+    reply = conversations.message_create(
+        conversation=conv, author=None, role=Message.Role.ASSISTANT, content="**Well** done."
+    )
+    conversations.store_html(reply)
+    reply.save()
+    (shown,) = [m for m in conversations.latest_messages(conv) if m.pk == reply.pk]
+    first = items.html(shown)
+    assert "<strong>Well</strong>" in first and persona.display_name in first
+
+    # The stored HTML changed (a new renderer wrote it): the item follows it.
+    reply.html = reply.html.replace("done.", "done!")
+    reply.save(update_fields=["html"])
+    (shown,) = [m for m in conversations.latest_messages(conv) if m.pk == reply.pk]
+    assert "done!" in items.html(shown)
+
+    # A finished reply's text changed with its HTML left behind (an older renderer's):
+    # rendered from the text, not served from before.
+    reply.content, reply.html_version = "**Well** done, really.", 0
+    reply.save(update_fields=["content", "html_version"])
+    (shown,) = [m for m in conversations.latest_messages(conv) if m.pk == reply.pk]
+    assert "done, really." in items.html(shown)
+
+    persona.name = "Coach <Kim>"
+    persona.save(update_fields=["name"])
+    fresh = type(conv).objects.select_related("persona").get(pk=conv.pk)
+    (shown,) = [m for m in conversations.latest_messages(fresh) if m.pk == reply.pk]
+    renamed = items.html(shown)
+    assert "Coach &lt;Kim&gt;" in renamed and renamed == frames.render_message(shown)
+    assert items.hits == 0
