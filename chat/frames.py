@@ -154,11 +154,8 @@ class RenderedItems:
             return None  # a growing reply changes with every token: not worth keeping
         if message.parent_id or message.metadata.get("has_versions") or feedback_of(message):
             return None  # a card or versions read more than this
-        author = (
-            message.author.display_name
-            if message.author_id and message.role == Message.Role.USER
-            else ""
-        )
+        writer = message.author if message.author_id and message.role == Message.Role.USER else None
+        author = writer.display_name if writer is not None else ""
         created = message.created_at
         parts = (
             get_language() or "",
