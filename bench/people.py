@@ -164,8 +164,12 @@ def make_rooms(owner: Person, n: int, members_each: int = 3) -> list[str]:
     return [str(r.pk) for r in rooms]
 
 
-def fill_history(conversation_id: str, owner: Person, n: int) -> None:
-    """Give a conversation `n` finished messages, alternating learner and coach."""
+def fill_history(conversation_id: str, owner: Person, n: int, *, cards: int = 0) -> None:
+    """Give a conversation `n` finished messages, alternating learner and coach.
+
+    With `cards`, the newest `cards` answers get their feedback as a practice reply
+    leaves it (the analysis, then the model's rubric), so the page shows their cards.
+    """
     from chat.conversations import store_html
     from chat.models import Conversation, Message
 
@@ -189,6 +193,26 @@ def fill_history(conversation_id: str, owner: Person, n: int) -> None:
         store_html(row)  # as stored when each reply ended
     Message.objects.bulk_create(rows, batch_size=500)
     Conversation.objects.filter(pk=conversation_id).update(last_seq=n)
+    if cards:
+        _give_cards(conversation_id, [r for r in rows if r.role == Message.Role.USER][-cards:])
+
+
+def _give_cards(conversation_id: str, answers: list[Any]) -> None:
+    from chat.coach import feedback
+    from chat.coach.rubric import RUBRIC_AXES
+    from chat.models import Conversation
+
+    conversation = Conversation.objects.select_related("persona").get(pk=conversation_id)
+    rubric: dict[str, Any] = {axis: {"score": 3, "reason": "Clear enough."} for axis in RUBRIC_AXES}
+    rubric |= {
+        "strength": "You named what you did.",
+        "improvement": "Put a number on the result.",
+        "rewrite": "I cut the release time from two days to two hours.",
+        "corrections": [],
+    }
+    for answer in answers:
+        stored = feedback.feedback_record(message=answer, conversation=conversation)
+        feedback.feedback_complete(feedback_id=stored.pk, rubric=rubric, model="bench", metadata={})
 
 
 def connections_open(conversation_ids: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from html import escape as escape_html
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
@@ -125,11 +126,11 @@ class RenderedItems:
     """Message list items already rendered in this process, by everything that shapes them.
 
     A page of 50 messages spent half its time rendering the same partial again for every
-    view. The key is a digest of the partial's whole input (the message's fields it is
-    rendered from, the author's and coach's names, the language and the time zone), so an
+    view. The key is a digest of the partial's whole input (the message's and its
+    feedback's stored fields, the names, the language and the time zone), so an
     entry can never be stale: a change of any of them is a different key, and old entries
-    fall out (oldest first) past `size`. Items with a feedback card or versions are not
-    kept (they read more than this), nor a reply still growing.
+    fall out (oldest first) past `size`. Answers with their feedback card and versions
+    are kept too (most of a practice page); a reply still growing is not.
     """
 
     def __init__(self, size: int) -> None:
@@ -143,38 +144,34 @@ class RenderedItems:
     def key(message: Message) -> bytes | None:
         """The digest of what the partial would be rendered from; None when not kept.
 
-        Taken from the message's own fields, not from `message_context`'s output: on a hit
-        nothing is computed (the body's escaping, the local time, the read-aloud URL were
-        most of a cached page's cost). Each input of the partial is here or decides it:
-        the text and the stored HTML with its renderer version (the body), the creation
-        time and the reader's zone (the times), role, kind and status (plain text, the
-        read-aloud link), the author's and the coach's names, the language.
+        Taken from the message's own stored fields (every column, so a new one can never
+        be missed), its feedback's (every column: the card), its versions' ids, the
+        author's and the coach's names, the renderer version, the language, the reader's
+        time zone and the script prefix (in the read-aloud link), not from
+        `message_context`'s output: on a hit nothing is computed or escaped.
         """
         if message.role == Message.Role.ASSISTANT and message.status == Message.Status.STREAMING:
             return None  # a growing reply changes with every token: not worth keeping
-        if message.parent_id or message.metadata.get("has_versions") or feedback_of(message):
-            return None  # a card or versions read more than this
+        found = feedback_of(message)
+        versions: list[Any] = []
+        if found is not None and (message.parent_id or message.metadata.get("has_versions")):
+            if getattr(message, "version_ids", None) is None:  # read once, for the render too
+                message.version_ids = version_ids(message)  # type: ignore[attr-defined]
+            versions = message.version_ids  # type: ignore[attr-defined]
         writer = message.author if message.author_id and message.role == Message.Role.USER else None
-        author = writer.display_name if writer is not None else ""
-        created = message.created_at
         parts = (
             get_language() or "",
             timezone.get_current_timezone_name(),
-            get_script_prefix(),  # in the read-aloud link
-            str(message.pk),
-            message.role,
-            message.kind,
-            message.status,
-            str(message.seq),
-            str(message.author_id or ""),
-            author,
+            get_script_prefix(),
+            RENDERER_VERSION,
+            writer.display_name if writer is not None else "",
             coach_name(message) if message.role == Message.Role.ASSISTANT else "",
-            created.isoformat() if created is not None else "",
-            f"{message.html_version}/{RENDERER_VERSION}",
-            message.html if message.role == Message.Role.ASSISTANT else "",
-            message.content,
+            [getattr(message, name) for name in _MESSAGE_COLUMNS],
+            [getattr(found, name) for name in _FEEDBACK_COLUMNS] if found is not None else None,
+            versions,
         )
-        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=20).digest()
+        payload = orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return hashlib.blake2b(payload, digest_size=20).digest()
 
     def html(self, message: Message) -> SafeString:
         """The message's list item, rendered once per distinct input."""
@@ -194,6 +191,8 @@ class RenderedItems:
         return html
 
 
+_MESSAGE_COLUMNS = tuple(field.attname for field in Message._meta.concrete_fields)
+_FEEDBACK_COLUMNS = tuple(field.attname for field in Feedback._meta.concrete_fields)
 rendered_items = RenderedItems(settings.MESSAGE_ITEM_CACHE_SIZE)
 
 

@@ -418,7 +418,8 @@ MEDIA_URL = "/media/"
 
 # --- Live chat limits ---------------------------------------------------------------------
 MAX_MESSAGE_LENGTH = env_int("MAX_MESSAGE_LENGTH", 4000)
-# Finished messages' list items kept rendered per process (about 1 KB each; 0 turns it off).
+# Finished messages' list items kept rendered per process (0 turns it off): a coach reply about
+# 1 KB, an answer with its feedback card about 4 KB, so 20,000 hold up to ~50 MB per process.
 MESSAGE_ITEM_CACHE_SIZE = env_int("MESSAGE_ITEM_CACHE_SIZE", 20000)
 MAX_FRAME_BYTES = env_int("MAX_FRAME_BYTES", 64 * 1024)
 MESSAGES_PER_10S = env_int("MESSAGES_PER_10S", 10)

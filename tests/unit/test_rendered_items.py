@@ -9,7 +9,7 @@ from django.utils import timezone, translation
 
 from chat import conversations, frames
 from chat.coach import feedback
-from chat.models import Message
+from chat.models import Feedback, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -80,16 +80,43 @@ def test_a_finished_reply_is_kept_once_it_ends_but_not_while_it_grows(items, roo
     assert items.html(reply) == finished and items.hits == 1
 
 
-def test_answers_with_a_feedback_card_are_rendered_each_time(items, make_user, persona):
+def test_an_answer_with_its_card_is_kept_until_the_card_changes(items, make_user, persona):
     from chat.practice import services
 
     learner = make_user()
     conv = services.practice_start(user=learner, persona=persona)
     answer = conversations.message_create(conversation=conv, author=learner, content="Um, I led.")
-    feedback.feedback_record(message=answer, conversation=conv)
-    (shown,) = [m for m in conversations.latest_messages(conv) if m.pk == answer.pk]
-    html = items.html(shown)
-    assert 'data-testid="feedback"' in html and items.items == {}
+    stored = feedback.feedback_record(message=answer, conversation=conv)
+
+    def shown() -> Message:
+        return next(m for m in conversations.latest_messages(conv) if m.pk == answer.pk)
+
+    first = items.html(shown())
+    assert 'data-testid="feedback"' in first and first == frames.render_message(shown())
+    assert items.html(shown()) == first and items.hits == 1
+
+    # The model's rubric arrives: the card is a new one, not the kept one.
+    rubric = {axis: {"score": 4, "reason": "Clear."} for axis in feedback.RUBRIC_AXES}
+    feedback.feedback_complete(
+        feedback_id=stored.pk,
+        rubric={
+            **rubric,
+            "strength": "You <led>.",
+            "improvement": "Add a number.",
+            "rewrite": "I led a team of four.",
+            "corrections": [],
+        },
+        model="fake",
+        metadata={},
+    )
+    rated = items.html(shown())
+    assert (
+        rated != first and "You &lt;led&gt;." in rated and rated == frames.render_message(shown())
+    )
+    # Staff edit the feedback in the admin (a plain save, no timestamp): a new card too.
+    Feedback.objects.filter(pk=stored.pk).update(strength="Edited by staff.")
+    assert "Edited by staff." in items.html(shown())
+    assert items.hits == 1
 
 
 def test_the_oldest_items_fall_out_past_the_size(room_messages):
