@@ -144,8 +144,8 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL")
 # Threads that run the sockets' database calls (chat/dbasync.py): independent pages no longer
-# queue on one sync thread. Each keeps its own connection (PostgreSQL: a process opens up to
-# this many more; see docs/scaling.md). 1: every call on the one thread-sensitive thread.
+# queue on one sync thread. Each has its own connection (PostgreSQL: taken from the pool below;
+# see docs/scaling.md). 1: every call on the one thread-sensitive thread.
 DB_THREADS = max(1, env_int("DB_THREADS", 4))
 if DATABASE_URL:
     DATABASES = {

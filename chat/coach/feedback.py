@@ -35,12 +35,11 @@ def _question_and_answered(message: Message, *, count: bool) -> tuple[str | None
     connection = connections[Message.objects.db]
     quote = connection.ops.quote_name
     messages, feedback = quote(Message._meta.db_table), quote(Feedback._meta.db_table)
-    column = Message._meta.get_field("conversation").column
+    of_message = Message._meta.get_field("conversation")
+    column = of_message.column
     on_message = quote(Feedback._meta.get_field("message").column)
     of_conversation = quote(Feedback._meta.get_field("conversation").column)
-    conversation_id = Message._meta.get_field("conversation").get_db_prep_value(
-        message.conversation_id, connection
-    )
+    conversation_id = of_message.get_db_prep_value(message.conversation_id, connection)
     answered = (
         f"(SELECT COUNT(*) FROM {feedback} f JOIN {messages} m ON m.{quote('id')} = f.{on_message} "
         f"WHERE f.{of_conversation} = %s AND m.{quote('is_shown')} = %s)"
